@@ -1,0 +1,350 @@
+// Runs a compiled pattern against a probe (spec §2.8): anchored at both ends, case-blind, greedy
+// or lazy wildcards, full backtracking, captures numbered as in §2.7.
+//
+// Bounded time. A naive backtracker is exponential on patterns like `*a*a*a*a*a*a*a*a*a*b` against
+// 4 KB of "a". We run the backtracker with a step budget first (it is the fastest on ordinary
+// probes); past the budget we switch to a dynamic-programming matcher that fills a table
+// reach[token][position] in O(tokens × length) and then walks it choosing, for each wildcard, the
+// longest (greedy) or shortest (lazy) run after which the rest still matches. Without back-matches
+// "the rest matches" does not depend on earlier captures, so that walk picks exactly the captures
+// the backtracker would have picked. Patterns with back-matches keep the backtracker, with failures
+// memoised per (token, position, captures still referenced later) and a hard step cap; a probe that
+// exhausts it counts as not matching and is reported (MatchOutcome.exhausted).
+
+import { TokKind } from './pattern.js';
+import type { CharClass, CompiledPattern, PatternToken } from './pattern.js';
+import { ipv6PrefixEqual, parseIPv4, parseIPv6 } from './ip.js';
+
+/** Steps the plain backtracker may take before the DP matcher takes over. */
+const FAST_BUDGET = 4096;
+/** Hard cap for patterns with back-matches (not convertible to DP). */
+const BACKREF_BUDGET = 400_000;
+
+export interface MatchOutcome {
+  /** Captured texts ($0, $1, ...) from the original (not folded) probe, or null for no match. */
+  readonly captures: string[] | null;
+  /** True when a back-match pattern ran out of steps; captures is then null. */
+  readonly exhausted: boolean;
+}
+
+const NO_MATCH: MatchOutcome = { captures: null, exhausted: false };
+const EXHAUSTED: MatchOutcome = { captures: null, exhausted: true };
+
+function inClass(cls: CharClass, c: number): boolean {
+  if (cls.any) return true;
+  if (c < 128) return cls.ascii[c] === 1;
+  return cls.other !== '' && cls.other.includes(String.fromCharCode(c));
+}
+
+function isIp4Char(c: number): boolean {
+  return (c >= 48 && c <= 57) || c === 46;
+}
+
+function isIp6Char(c: number): boolean {
+  return (c >= 48 && c <= 58) || (c >= 97 && c <= 102) || c === 46; // folded: a-f only
+}
+
+/** Length of the maximal address-character run at j (spec §2.5: only the maximal run is tried). */
+function ipRun(tok: PatternToken, text: string, j: number): number {
+  const six = tok.kind === TokKind.Ip6;
+  let k = j;
+  while (k < text.length && (six ? isIp6Char(text.charCodeAt(k)) : isIp4Char(text.charCodeAt(k)))) k++;
+  return k - j;
+}
+
+function ipMatches(tok: PatternToken, text: string, j: number, len: number): boolean {
+  if (len === 0) return false;
+  if (tok.kind === TokKind.Ip4) {
+    const a = parseIPv4(text, j, j + len);
+    return a >= 0 && ((a & tok.mask4) >>> 0) === tok.net4;
+  }
+  const a6 = parseIPv6(text, j, j + len);
+  return a6 !== null && tok.net6 !== null && ipv6PrefixEqual(a6, tok.net6, tok.bits6);
+}
+
+/** Minimum number of characters tokens i.. need; used to bound runs. */
+function minRest(tokens: readonly PatternToken[]): Int32Array {
+  const out = new Int32Array(tokens.length + 1);
+  for (let i = tokens.length - 1; i >= 0; i--) {
+    const t = tokens[i] as PatternToken;
+    const own = t.kind === TokKind.Lit ? t.lit.length : t.kind === TokKind.One ? 1 : t.kind === TokKind.Ip4 ? 7 : t.kind === TokKind.Ip6 ? 2 : 0;
+    out[i] = (out[i + 1] as number) + own;
+  }
+  return out;
+}
+
+/**
+ * A compiled pattern ready to match. Not re-entrant across concurrent calls of the same instance
+ * in one thread? It is: all per-call state lives in a MatchRun object.
+ */
+export class Matcher {
+  readonly pattern: CompiledPattern;
+  private readonly tokens: readonly PatternToken[];
+  private readonly rest: Int32Array;
+  /** Literal the pattern must start / end with (folded), for quick rejection. */
+  private readonly head: string;
+  private readonly tail: string;
+  /** For each token index, the captures set before it that back-matches at or after it read. */
+  private readonly live: readonly (readonly number[])[];
+
+  constructor(pattern: CompiledPattern) {
+    this.pattern = pattern;
+    this.tokens = pattern.tokens;
+    this.rest = minRest(pattern.tokens);
+    const first = pattern.tokens[0];
+    const last = pattern.tokens[pattern.tokens.length - 1];
+    this.head = first?.kind === TokKind.Lit ? first.lit : '';
+    this.tail = last?.kind === TokKind.Lit && pattern.tokens.length > 1 ? last.lit : '';
+    const live: number[][] = [];
+    for (let i = 0; i <= pattern.tokens.length; i++) {
+      const set = new Set<number>();
+      for (let k = i; k < pattern.tokens.length; k++) {
+        const t = pattern.tokens[k] as PatternToken;
+        if (t.kind !== TokKind.Back) continue;
+        const capTok = pattern.tokens.findIndex((x) => x.cap === t.ref);
+        if (capTok >= 0 && capTok < i) set.add(t.ref);
+      }
+      live.push([...set].sort((a, b) => a - b));
+    }
+    this.live = live;
+  }
+
+  /**
+   * Matches `folded` (the probe after foldAscii) and cuts captures from `original`. Both strings
+   * have the same length.
+   */
+  match(folded: string, original: string): MatchOutcome {
+    const p = this.pattern;
+    if (p.exact !== null) {
+      return folded === p.exact ? { captures: [], exhausted: false } : NO_MATCH;
+    }
+    const n = folded.length;
+    if (n < (this.rest[0] as number)) return NO_MATCH;
+    if (this.head !== '' && !folded.startsWith(this.head)) return NO_MATCH;
+    if (this.tail !== '' && !folded.endsWith(this.tail)) return NO_MATCH;
+    const run = new MatchRun(this.tokens, this.rest, folded, p.captureCount, p.hasBackref ? BACKREF_BUDGET : FAST_BUDGET, p.hasBackref ? this.live : null);
+    if (run.bt(0, 0)) return { captures: run.captures(original), exhausted: false };
+    if (!run.exhausted) return NO_MATCH;
+    if (p.hasBackref) return EXHAUSTED;
+    return matchByTable(this.tokens, folded, original, p.captureCount);
+  }
+}
+
+/** Per-call state of the backtracker. */
+class MatchRun {
+  exhausted = false;
+  private budget: number;
+  private readonly capStart: Int32Array;
+  private readonly capEnd: Int32Array;
+  private readonly memo: Set<string> | null;
+
+  constructor(
+    private readonly tokens: readonly PatternToken[],
+    private readonly rest: Int32Array,
+    private readonly text: string,
+    capCount: number,
+    budget: number,
+    private readonly live: readonly (readonly number[])[] | null,
+  ) {
+    this.budget = budget;
+    this.capStart = new Int32Array(capCount);
+    this.capEnd = new Int32Array(capCount);
+    this.memo = live === null ? null : new Set();
+  }
+
+  captures(original: string): string[] {
+    const out: string[] = new Array<string>(this.capStart.length);
+    for (let k = 0; k < this.capStart.length; k++) out[k] = original.slice(this.capStart[k], this.capEnd[k]);
+    return out;
+  }
+
+  private key(i: number, j: number): string {
+    let k = i + ',' + j;
+    for (const c of (this.live as readonly (readonly number[])[])[i] as readonly number[]) k += ',' + this.capStart[c] + ':' + this.capEnd[c];
+    return k;
+  }
+
+  bt(i: number, j: number): boolean {
+    if (this.budget-- <= 0) {
+      this.exhausted = true;
+      return false;
+    }
+    const tokens = this.tokens;
+    const text = this.text;
+    const n = text.length;
+    if (i === tokens.length) return j === n;
+    let memoKey = '';
+    if (this.memo !== null && (this.live as readonly (readonly number[])[])[i]?.length) {
+      memoKey = this.key(i, j);
+      if (this.memo.has(memoKey)) return false;
+    }
+    const ok = this.step(i, j, tokens[i] as PatternToken, text, n);
+    if (!ok && memoKey !== '' && !this.exhausted) this.memo?.add(memoKey);
+    return ok;
+  }
+
+  private step(i: number, j: number, t: PatternToken, text: string, n: number): boolean {
+    const room = n - j - (this.rest[i + 1] as number); // longest run that leaves room for the rest
+    switch (t.kind) {
+      case TokKind.Lit:
+        return text.startsWith(t.lit, j) && this.bt(i + 1, j + t.lit.length);
+      case TokKind.One:
+        if (j >= n || !inClass(t.cls, text.charCodeAt(j))) return false;
+        if (t.cap >= 0) {
+          this.capStart[t.cap] = j;
+          this.capEnd[t.cap] = j + 1;
+        }
+        return this.bt(i + 1, j + 1);
+      case TokKind.Back: {
+        const s = this.capStart[t.ref] as number;
+        const e = this.capEnd[t.ref] as number;
+        const len = e - s;
+        if (j + len > n) return false;
+        for (let k = 0; k < len; k++) if (text.charCodeAt(s + k) !== text.charCodeAt(j + k)) return false;
+        return this.bt(i + 1, j + len);
+      }
+      case TokKind.Ip4:
+      case TokKind.Ip6: {
+        const len = ipRun(t, text, j);
+        if (!ipMatches(t, text, j, len)) return false;
+        if (t.cap >= 0) {
+          this.capStart[t.cap] = j;
+          this.capEnd[t.cap] = j + len;
+        }
+        return this.bt(i + 1, j + len);
+      }
+      case TokKind.Many:
+        return this.many(i, j, t, text, room);
+    }
+  }
+
+  private many(i: number, j: number, t: PatternToken, text: string, room: number): boolean {
+    if (room < 0) return false;
+    const cap = t.cap;
+    const next = this.tokens[i + 1];
+    // Trailing `*`: it must take everything that is left.
+    if (next === undefined && t.cls.any) {
+      if (cap >= 0) {
+        this.capStart[cap] = j;
+        this.capEnd[cap] = j + room;
+      }
+      return this.bt(i + 1, j + room);
+    }
+    let max = 0;
+    if (t.cls.any) max = room;
+    else while (max < room && inClass(t.cls, text.charCodeAt(j + max))) max++;
+    // When a literal follows, only positions where that literal starts can succeed.
+    const lit = next !== undefined && next.kind === TokKind.Lit ? next.lit : '';
+    if (!t.lazy) {
+      let k = j + max;
+      while (k >= j) {
+        if (lit !== '') {
+          k = text.lastIndexOf(lit, k);
+          if (k < j) return false;
+        }
+        if (cap >= 0) {
+          this.capStart[cap] = j;
+          this.capEnd[cap] = k;
+        }
+        if (this.bt(i + 1, k)) return true;
+        if (this.exhausted) return false;
+        k--;
+      }
+      return false;
+    }
+    let k = j;
+    const end = j + max;
+    while (k <= end) {
+      if (lit !== '') {
+        k = text.indexOf(lit, k);
+        if (k < 0 || k > end) return false;
+      }
+      if (cap >= 0) {
+        this.capStart[cap] = j;
+        this.capEnd[cap] = k;
+      }
+      if (this.bt(i + 1, k)) return true;
+      if (this.exhausted) return false;
+      k++;
+    }
+    return false;
+  }
+}
+
+/**
+ * The bounded-time matcher for patterns without back-matches: reach[i*(n+1)+j] is 1 when tokens
+ * i.. match text[j..]. Filled right to left in O(tokens × length), then walked left to right.
+ */
+function matchByTable(tokens: readonly PatternToken[], text: string, original: string, capCount: number): MatchOutcome {
+  const n = text.length;
+  const w = n + 1;
+  const T = tokens.length;
+  const reach = new Uint8Array((T + 1) * w);
+  reach[T * w + n] = 1;
+  for (let i = T - 1; i >= 0; i--) {
+    const t = tokens[i] as PatternToken;
+    const row = i * w;
+    const nextRow = (i + 1) * w;
+    switch (t.kind) {
+      case TokKind.Lit: {
+        const len = t.lit.length;
+        for (let j = 0; j + len <= n; j++) if (reach[nextRow + j + len] === 1 && text.startsWith(t.lit, j)) reach[row + j] = 1;
+        break;
+      }
+      case TokKind.One:
+        for (let j = 0; j < n; j++) if (reach[nextRow + j + 1] === 1 && inClass(t.cls, text.charCodeAt(j))) reach[row + j] = 1;
+        break;
+      case TokKind.Many:
+        reach[row + n] = reach[nextRow + n] as number;
+        for (let j = n - 1; j >= 0; j--) {
+          if (reach[nextRow + j] === 1 || (reach[row + j + 1] === 1 && inClass(t.cls, text.charCodeAt(j)))) reach[row + j] = 1;
+        }
+        break;
+      case TokKind.Ip4:
+      case TokKind.Ip6:
+        for (let j = 0; j < n; j++) {
+          const len = ipRun(t, text, j);
+          if (len > 0 && reach[nextRow + j + len] === 1 && ipMatches(t, text, j, len)) reach[row + j] = 1;
+        }
+        break;
+      case TokKind.Back:
+        throw new Error('matchByTable: back-matches are handled by the backtracker');
+    }
+  }
+  if (reach[0] !== 1) return NO_MATCH;
+  const caps: string[] = new Array<string>(capCount).fill('');
+  let j = 0;
+  for (let i = 0; i < T; i++) {
+    const t = tokens[i] as PatternToken;
+    const nextRow = (i + 1) * w;
+    let len: number;
+    switch (t.kind) {
+      case TokKind.Lit:
+        len = t.lit.length;
+        break;
+      case TokKind.One:
+        len = 1;
+        break;
+      case TokKind.Ip4:
+      case TokKind.Ip6:
+        len = ipRun(t, text, j);
+        break;
+      case TokKind.Many: {
+        let max = 0;
+        while (j + max < n && inClass(t.cls, text.charCodeAt(j + max))) max++;
+        len = -1;
+        if (t.lazy) {
+          for (let L = 0; L <= max; L++) if (reach[nextRow + j + L] === 1) { len = L; break; }
+        } else {
+          for (let L = max; L >= 0; L--) if (reach[nextRow + j + L] === 1) { len = L; break; }
+        }
+        break;
+      }
+      default:
+        len = 0;
+    }
+    if (t.cap >= 0) caps[t.cap] = original.slice(j, j + len);
+    j += len;
+  }
+  return { captures: caps, exhausted: false };
+}

@@ -1,0 +1,63 @@
+// What a policy check returns to the SMTP session. Policy never writes to the socket: it returns a
+// Verdict, and only the session turns verdicts into replies (shared/conventions.md). Reasons are a
+// closed set of string literals so they can label log records and metrics.
+
+export type AccessTable =
+  | 'PORT_ACCESS'
+  | 'FROM_ACCESS'
+  | 'ORIG_SEND_ACCESS'
+  | 'SEND_ACCESS'
+  | 'ORIG_MAIL_ACCESS'
+  | 'MAIL_ACCESS';
+
+export type VerdictReason = `mapping:${AccessTable}`;
+
+/** An SMTP reply: basic code, optional RFC 3463 enhanced code, one or more text lines. */
+export interface SmtpReply {
+  readonly code: number;
+  readonly enhanced: string | null;
+  readonly lines: readonly string[];
+}
+
+/** `$D` (spec §4.3): hold replies back, for every later reply of the transaction or just this one. */
+export interface ReplyDelay {
+  readonly ms: number;
+  readonly scope: 'transaction' | 'this-reply';
+}
+
+/** Side effects an access entry asks for on an accepted message or session (spec §4.2–§4.3). */
+export interface AccessActions {
+  readonly hold: boolean; // $H
+  readonly bitbucket: boolean; // $B
+  readonly discard: boolean; // $V
+  readonly jettison: boolean; // $Z
+  readonly novacation: boolean; // $!
+  readonly debugLevel: number | null; // $U
+  readonly replaceFrom: string | null; // $J
+  readonly replaceSender: string | null; // $K
+  readonly groupCheck: string | null; // $I user|identifier
+  readonly syslogOnMatch: string | null; // $<
+  readonly syslogOnReject: string | null; // $>
+  readonly tag: string | null; // $T
+  readonly addHeader: string | null; // $A
+}
+
+export type Verdict =
+  | {
+      readonly kind: 'accept';
+      readonly reason: VerdictReason;
+      readonly delay: ReplyDelay | null;
+      readonly actions: AccessActions;
+    }
+  | {
+      readonly kind: 'reject';
+      readonly reason: VerdictReason;
+      /** PORT_ACCESS rejections are sent verbatim (`raw`); the others are built replies. */
+      readonly reply: SmtpReply;
+      readonly raw: boolean;
+      /** Close the connection after the reply (PORT_ACCESS). */
+      readonly close: boolean;
+      readonly temporary: boolean;
+      readonly delay: ReplyDelay | null;
+      readonly actions: AccessActions;
+    };
