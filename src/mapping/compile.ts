@@ -64,19 +64,40 @@ export const diskReader: FileReader = (path) => {
   }
 };
 
-/** Loads and compiles a mappings file (and its includes). */
-export function loadMappings(path: string, services: CalloutServices = {}, read: FileReader = diskReader): LoadResult {
-  return compileParsed(parseMappingFile(path, read), services);
+export interface CompileOptions {
+  /** Routine libraries and lookup services the host offers; constructs needing absent ones are errors. */
+  readonly services?: CalloutServices;
+  /** Tables with at least this many entries get a candidate index (default INDEX_MIN_ENTRIES). */
+  readonly indexThreshold?: number;
 }
 
-/** Compiles mappings text held in memory (tests, the control socket); `name` labels positions. */
-export function compileMappingsText(text: string, name = 'mappings', services: CalloutServices = {}, includes: Record<string, string> = {}): LoadResult {
+export interface LoadOptions extends CompileOptions {
+  /** How files are read (default: from disk). */
+  readonly read?: FileReader;
+}
+
+/** Loads and compiles a mappings file (and its includes). */
+export function loadMappings(path: string, opts: LoadOptions = {}): LoadResult {
+  return compileParsed(parseMappingFile(path, opts.read ?? diskReader), opts);
+}
+
+export interface TextOptions extends CompileOptions {
+  /** Name used in positions (default "mappings"). */
+  readonly name?: string;
+  /** Files reachable by "<file" includes, by the path the include resolves to. */
+  readonly includes?: Readonly<Record<string, string>>;
+}
+
+/** Compiles mappings text held in memory (tests, generated configurations). */
+export function compileMappingsText(text: string, opts: TextOptions = {}): LoadResult {
+  const name = opts.name ?? 'mappings';
+  const includes = opts.includes ?? {};
   const read: FileReader = (path) => {
     if (path === name) return { ok: true, text };
     const inc = includes[path];
     return inc === undefined ? { ok: false, message: 'no such file' } : { ok: true, text: inc };
   };
-  return compileParsed(parseMappingFile(name, read), services);
+  return compileParsed(parseMappingFile(name, read), opts);
 }
 
 function at(line: LogicalLine, base: number, offset: number): SourcePos {
@@ -109,7 +130,9 @@ function walkOps(ops: readonly Op[], visit: (op: Op) => void): void {
   }
 }
 
-function compileParsed(parsed: { tables: RawTable[]; problems: MappingProblem[] }, services: CalloutServices): LoadResult {
+function compileParsed(parsed: { tables: RawTable[]; problems: MappingProblem[] }, opts: CompileOptions): LoadResult {
+  const services = opts.services ?? {};
+  const threshold = opts.indexThreshold ?? INDEX_MIN_ENTRIES;
   const problems: MappingProblem[] = [...parsed.problems];
   const names = new Set(parsed.tables.map((t) => t.key));
   const tables = new Map<string, CompiledTable>();
@@ -191,7 +214,7 @@ function compileParsed(parsed: { tables: RawTable[]; problems: MappingProblem[] 
         routines,
       });
     });
-    const index = entries.length >= INDEX_MIN_ENTRIES ? new TableIndex(entries.map((x) => x.pattern)) : null;
+    const index = entries.length >= threshold ? new TableIndex(entries.map((x) => x.pattern)) : null;
     tables.set(raw.key, { name: raw.name, key: raw.key, pos: raw.pos, entries, index });
   }
 
