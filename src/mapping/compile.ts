@@ -26,6 +26,8 @@ export interface CompiledEntry {
   readonly pos: SourcePos;
   /** Routine ops linked to their implementations. */
   readonly routines: ReadonlyMap<Op, CalloutRoutine>;
+  /** The template cannot call out, directly or through sub-mappings (set after linking). */
+  pure: boolean;
 }
 
 export interface CompiledTable {
@@ -34,6 +36,8 @@ export interface CompiledTable {
   readonly pos: SourcePos;
   readonly entries: readonly CompiledEntry[];
   readonly index: TableIndex | null;
+  /** No entry can call out, directly or through sub-mappings: evaluation needs no generator. */
+  readonly pure: boolean;
 }
 
 export class MappingSet {
@@ -46,7 +50,7 @@ export class MappingSet {
 
   /** Looks a table up case-insensitively (spec §1.2). */
   table(name: string): CompiledTable | undefined {
-    return this.tables.get(name.toUpperCase());
+    return this.tables.get(name) ?? this.tables.get(name.toUpperCase());
   }
 }
 
@@ -135,7 +139,7 @@ function compileParsed(parsed: { tables: RawTable[]; problems: MappingProblem[] 
   const threshold = opts.indexThreshold ?? INDEX_MIN_ENTRIES;
   const problems: MappingProblem[] = [...parsed.problems];
   const names = new Set(parsed.tables.map((t) => t.key));
-  const tables = new Map<string, CompiledTable>();
+  const built: { raw: RawTable; entries: CompiledEntry[] }[] = [];
   const push = (pos: SourcePos, code: string, message: string, severity: 'error' | 'warning' = 'error'): void => {
     problems.push({ ...pos, code, message, severity });
   };
@@ -212,16 +216,41 @@ function compileParsed(parsed: { tables: RawTable[]; problems: MappingProblem[] 
         template: tr.template,
         pos: e.patternPos,
         routines,
+        pure: false,
       });
     });
+    built.push({ raw, entries });
+  }
+
+  const pure = purity(built.map((b) => [b.raw.key, b.entries]));
+  for (const { entries } of built) {
+    for (const e of entries) e.pure = !e.template.callsOut && e.template.subTables.every((t) => pure.has(t) || !names.has(t));
+  }
+  const tables = new Map<string, CompiledTable>();
+  for (const { raw, entries } of built) {
     const index = entries.length >= threshold ? new TableIndex(entries.map((x) => x.pattern)) : null;
-    tables.set(raw.key, { name: raw.name, key: raw.key, pos: raw.pos, entries, index });
+    tables.set(raw.key, { name: raw.name, key: raw.key, pos: raw.pos, entries, index, pure: pure.has(raw.key) });
   }
 
   const errors = problems.filter((p) => p.severity === 'error');
   if (errors.length > 0) return { ok: false, problems: sortProblems(problems) };
   const warnings = sortProblems(problems);
   return { ok: true, set: new MappingSet(tables, warnings, services), problems: warnings };
+}
+
+/** Tables none of whose entries can call out, directly or through the tables they sub-map to. */
+function purity(tables: readonly (readonly [string, readonly CompiledEntry[]])[]): Set<string> {
+  const pure = new Set(tables.filter(([, es]) => es.every((e) => !e.template.callsOut)).map(([k]) => k));
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [key, entries] of tables) {
+      if (pure.has(key) && entries.some((e) => e.template.subTables.some((t) => !pure.has(t) && tables.some(([k]) => k === t)))) {
+        pure.delete(key);
+        changed = true;
+      }
+    }
+  }
+  return pure;
 }
 
 /** Orders problems by file (in order of first mention), line and column. */

@@ -12,6 +12,7 @@ import type { CompiledEntry, CompiledTable, MappingSet } from './compile.js';
 import type { SourcePos } from './errors.js';
 import { flagBit } from './flags.js';
 import { foldAscii, upperAscii } from './fold.js';
+import { charMask } from './match.js';
 import { CaseMode, compileTemplate } from './template.js';
 import type { CompiledTemplate, Control, Op } from './template.js';
 
@@ -99,10 +100,8 @@ interface Expansion {
   stopped: boolean;
 }
 
-/** Runs a mapping; yields callout requests. Prefer mapSync / mapAsync. */
-export function* evaluate(set: MappingSet, tableName: string, input: string, opts: MapOptions = {}): Eval<MappingResult> {
-  const table = set.table(tableName);
-  const ctx: Ctx = {
+function newCtx(set: MappingSet, opts: MapOptions): Ctx {
+  return {
     set,
     inFlags: opts.flags ?? 0,
     random: opts.random ?? Math.random,
@@ -110,126 +109,198 @@ export function* evaluate(set: MappingSet, tableName: string, input: string, opt
     trace: opts.trace ? [] : null,
     steps: 0,
   };
-  if (table === undefined) {
-    return { table: tableName.toUpperCase(), input, tableFound: false, matched: false, output: input, flags: 0, entry: null, diagnostics: [], trace: ctx.trace };
-  }
-  const r = yield* runTable(ctx, table, input, 0);
-  return { table: table.name, input, tableFound: true, ...r, diagnostics: ctx.diagnostics, trace: ctx.trace };
+}
+
+function finish(ctx: Ctx, table: CompiledTable, input: string, r: TableOutcome): MappingResult {
+  return {
+    table: table.name,
+    input,
+    tableFound: true,
+    matched: r.matched,
+    output: r.output,
+    flags: r.flags,
+    entry: r.entry,
+    diagnostics: ctx.diagnostics,
+    trace: ctx.trace,
+  };
+}
+
+function missing(tableName: string, input: string, opts: MapOptions): MappingResult {
+  return { table: tableName.toUpperCase(), input, tableFound: false, matched: false, output: input, flags: 0, entry: null, diagnostics: [], trace: opts.trace ? [] : null };
+}
+
+/** Runs a mapping; yields callout requests. Prefer mapSync / mapAsync. */
+export function* evaluate(set: MappingSet, tableName: string, input: string, opts: MapOptions = {}): Eval<MappingResult> {
+  const table = set.table(tableName);
+  if (table === undefined) return missing(tableName, input, opts);
+  const ctx = newCtx(set, opts);
+  const r = table.pure ? runTablePure(ctx, table, input, 0) : yield* runTable(ctx, table, input, 0);
+  return finish(ctx, table, input, r);
 }
 
 /** Finds the first entry ≥ from whose pattern matches s. */
-function findEntry(ctx: Ctx, table: CompiledTable, s: string, folded: string, from: number): { entry: CompiledEntry; caps: string[] } | null {
-  let caps: string[] | null = null;
-  const tryEntry = (k: number): boolean => {
-    const e = table.entries[k] as CompiledEntry;
-    const m = e.matcher.match(folded, s);
-    if (m.exhausted) {
-      ctx.diagnostics.push({
-        code: 'match-budget',
-        message: `pattern ${e.pattern.source} gave up on a ${s.length}-character probe (back-match search limit); treated as not matching`,
-        entry: e.pos,
-      });
-    }
-    caps = m.captures;
-    return caps !== null;
+function findEntry(ctx: Ctx, table: CompiledTable, s: string, from: number): { entry: CompiledEntry; caps: string[] } | null {
+  const folded = foldAscii(s);
+  const mask = charMask(folded);
+  const note = (e: CompiledEntry): void => {
+    ctx.diagnostics.push({
+      code: 'match-budget',
+      message: `pattern ${e.pattern.source} gave up on a ${s.length}-character probe (back-match search limit); treated as not matching`,
+      entry: e.pos,
+    });
   };
   if (table.index !== null) {
-    const k = table.index.scan(folded, from, tryEntry);
+    let caps: string[] | null = null;
+    const k = table.index.scan(folded, from, (k) => {
+      const e = table.entries[k] as CompiledEntry;
+      const m = e.matcher.match(folded, s, mask);
+      if (m.exhausted) note(e);
+      caps = m.captures;
+      return caps !== null;
+    });
     return k < 0 ? null : { entry: table.entries[k] as CompiledEntry, caps: caps as unknown as string[] };
   }
-  for (let k = from; k < table.entries.length; k++) {
-    if (tryEntry(k)) return { entry: table.entries[k] as CompiledEntry, caps: caps as unknown as string[] };
+  const entries = table.entries;
+  for (let k = from; k < entries.length; k++) {
+    const e = entries[k] as CompiledEntry;
+    const m = e.matcher.match(folded, s, mask);
+    if (m.captures !== null) return { entry: e, caps: m.captures };
+    if (m.exhausted) note(e);
   }
   return null;
 }
 
-function* runTable(ctx: Ctx, table: CompiledTable, input: string, depth: number): Eval<TableOutcome> {
-  let s = input;
-  let from = 0;
-  let extraPass = false;
-  let acc = 0;
-  let applied = false;
-  let last: SourcePos | null = null;
-  let guard = 0;
-  let passLength = s.length;
-  // Spec §3.3: count restarts with a string at least as long as the previous pass's; reset when shorter.
-  const restartAllowed = (next: string): boolean => {
-    guard = next.length >= passLength ? guard + 1 : 0;
-    passLength = next.length;
-    return guard <= LOOP_GUARD;
-  };
-  for (;;) {
-    if (++ctx.steps > MAX_STEPS) {
-      ctx.diagnostics.push({ code: 'step-limit', message: `mapping stopped after ${MAX_STEPS} steps`, entry: last });
-      return { matched: applied, output: s, flags: acc, entry: last };
+/**
+ * Where a walk through one table stands. The two table runners (with and without callouts) share
+ * every decision through stepFailed / stepApplied / stepNoMatch, so the algorithm lives once.
+ */
+interface Walk {
+  s: string;
+  from: number;
+  extraPass: boolean;
+  acc: number;
+  applied: boolean;
+  last: SourcePos | null;
+  guard: number;
+  passLength: number;
+}
+
+function newWalk(input: string): Walk {
+  return { s: input, from: 0, extraPass: false, acc: 0, applied: false, last: null, guard: 0, passLength: input.length };
+}
+
+function ending(w: Walk): TableOutcome {
+  return { matched: w.applied, output: w.s, flags: w.acc, entry: w.last };
+}
+
+/** Spec §3.3 loop guard: count restarts with a string at least as long as the previous pass's; reset when shorter. */
+function restartAllowed(w: Walk, next: string): boolean {
+  w.guard = next.length >= w.passLength ? w.guard + 1 : 0;
+  w.passLength = next.length;
+  return w.guard <= LOOP_GUARD;
+}
+
+function stepNoMatch(w: Walk): TableOutcome | null {
+  if (w.extraPass) {
+    w.extraPass = false;
+    if (restartAllowed(w, w.s)) {
+      w.from = 0;
+      return null;
     }
-    const hit = findEntry(ctx, table, s, foldAscii(s), from);
-    if (hit === null) {
-      if (extraPass) {
-        extraPass = false;
-        if (restartAllowed(s)) {
-          from = 0;
-          continue;
-        }
-      }
-      return { matched: applied, output: s, flags: acc, entry: last };
-    }
-    const { entry, caps } = hit;
-    const x = yield* expandEntry(ctx, entry, caps, depth);
-    if (ctx.trace !== null) {
-      ctx.trace.push({
-        table: table.name,
-        entry: entry.pos,
-        pattern: entry.pattern.source,
-        template: entry.template.source,
-        input: s,
-        outcome: x.ok ? 'applied' : 'failed',
-        output: x.ok ? x.out : s,
-        control: x.ctl ?? 'E',
-        depth,
-      });
-    }
-    if (!x.ok) {
-      // Spec §3.4: continue with the input unchanged only if $C/$L/$R came before the failure.
-      switch (x.ctl) {
-        case 'C':
-          from = entry.index + 1;
-          extraPass = false;
-          continue;
-        case 'L':
-          from = entry.index + 1;
-          extraPass = true;
-          continue;
-        case 'R':
-          if (!restartAllowed(s)) return { matched: applied, output: s, flags: acc, entry: last };
-          from = 0;
-          continue;
-        default:
-          return { matched: true, output: s, flags: 0, entry: entry.pos };
-      }
-    }
-    acc |= x.flags;
-    applied = true;
-    last = entry.pos;
-    switch (x.ctl ?? 'E') {
-      case 'E':
-        return { matched: true, output: x.out, flags: acc, entry: entry.pos };
+  }
+  return ending(w);
+}
+
+function stepLimit(ctx: Ctx, w: Walk): TableOutcome | null {
+  if (++ctx.steps <= MAX_STEPS) return null;
+  ctx.diagnostics.push({ code: 'step-limit', message: `mapping stopped after ${MAX_STEPS} steps`, entry: w.last });
+  return ending(w);
+}
+
+function stepDone(ctx: Ctx, table: CompiledTable, w: Walk, entry: CompiledEntry, x: EntryExpansion, depth: number): TableOutcome | null {
+  if (ctx.trace !== null) {
+    ctx.trace.push({
+      table: table.name,
+      entry: entry.pos,
+      pattern: entry.pattern.source,
+      template: entry.template.source,
+      input: w.s,
+      outcome: x.ok ? 'applied' : 'failed',
+      output: x.ok ? x.out : w.s,
+      control: x.ctl ?? 'E',
+      depth,
+    });
+  }
+  if (!x.ok) {
+    // Spec §3.4: continue with the input unchanged only if $C/$L/$R came before the failure;
+    // otherwise the mapping ends with the input unchanged and no flags.
+    switch (x.ctl) {
       case 'C':
-        s = x.out;
-        from = entry.index + 1;
-        extraPass = false;
-        continue;
+        w.from = entry.index + 1;
+        w.extraPass = false;
+        return null;
       case 'L':
-        s = x.out;
-        from = entry.index + 1;
-        extraPass = true;
-        continue;
+        w.from = entry.index + 1;
+        w.extraPass = true;
+        return null;
       case 'R':
-        if (!restartAllowed(x.out)) return { matched: true, output: x.out, flags: acc, entry: entry.pos };
-        s = x.out;
-        from = 0;
-        continue;
+        if (!restartAllowed(w, w.s)) return ending(w);
+        w.from = 0;
+        return null;
+      default:
+        return { matched: true, output: w.s, flags: 0, entry: entry.pos };
     }
+  }
+  w.acc |= x.flags;
+  w.applied = true;
+  w.last = entry.pos;
+  switch (x.ctl ?? 'E') {
+    case 'E':
+      return { matched: true, output: x.out, flags: w.acc, entry: entry.pos };
+    case 'C':
+      w.s = x.out;
+      w.from = entry.index + 1;
+      w.extraPass = false; // a later $C overrides an earlier $L
+      return null;
+    case 'L':
+      w.s = x.out;
+      w.from = entry.index + 1;
+      w.extraPass = true;
+      return null;
+    case 'R':
+      if (!restartAllowed(w, x.out)) return { matched: true, output: x.out, flags: w.acc, entry: entry.pos };
+      w.s = x.out;
+      w.from = 0;
+      return null;
+  }
+}
+
+function* runTable(ctx: Ctx, table: CompiledTable, input: string, depth: number): Eval<TableOutcome> {
+  const w = newWalk(input);
+  for (;;) {
+    const stop = stepLimit(ctx, w);
+    if (stop !== null) return stop;
+    const hit = findEntry(ctx, table, w.s, w.from);
+    if (hit === null) {
+      const end = stepNoMatch(w);
+      if (end !== null) return end;
+      continue;
+    }
+    const x = hit.entry.pure ? expandPure(ctx, hit.entry, hit.caps, depth) : yield* expandEntry(ctx, hit.entry, hit.caps, depth);
+    const end = stepDone(ctx, table, w, hit.entry, x, depth);
+    if (end !== null) return end;
+  }
+}
+
+/** runTable for tables that cannot call out: the same steps, no generator. */
+function runTablePure(ctx: Ctx, table: CompiledTable, input: string, depth: number): TableOutcome {
+  const w = newWalk(input);
+  for (;;) {
+    const stop = stepLimit(ctx, w);
+    if (stop !== null) return stop;
+    const hit = findEntry(ctx, table, w.s, w.from);
+    const end = hit === null ? stepNoMatch(w) : stepDone(ctx, table, w, hit.entry, expandPure(ctx, hit.entry, hit.caps, depth), depth);
+    if (end !== null) return end;
   }
 }
 
@@ -240,12 +311,52 @@ interface EntryExpansion {
   readonly ctl: Control | null;
 }
 
+function newExpansion(): Expansion {
+  return { out: '', mode: CaseMode.Keep, ldap: false, flags: 0, ctl: null, stopped: false };
+}
+
 function* expandEntry(ctx: Ctx, entry: CompiledEntry, caps: readonly string[], depth: number): Eval<EntryExpansion> {
-  const x: Expansion = { out: '', mode: CaseMode.Keep, ldap: false, flags: 0, ctl: null, stopped: false };
-  const ok = entry.template.callsOut || entry.template.subTables.length > 0
-    ? yield* runOps(ctx, entry, x, entry.template.ops, caps, depth)
-    : runSimpleOps(ctx, entry, x, entry.template.ops, caps);
+  const x = newExpansion();
+  const ok = yield* runOps(ctx, entry, x, entry.template.ops, caps, depth);
   return { ok, out: x.out, flags: x.flags, ctl: x.ctl };
+}
+
+function expandPure(ctx: Ctx, entry: CompiledEntry, caps: readonly string[], depth: number): EntryExpansion {
+  const x = newExpansion();
+  const ok = runPureOps(ctx, entry, x, entry.template.ops, caps, depth);
+  return { ok, out: x.out, flags: x.flags, ctl: x.ctl };
+}
+
+/** A sub-mapping (spec §3.6): only a result carrying $Y counts, and only its string comes back. */
+function subResult(ctx: Ctx, entry: CompiledEntry, op: Extract<Op, { k: 'sub' }>, depth: number): CompiledTable | null {
+  const table = ctx.set.table(op.table);
+  if (table === undefined) return null;
+  if (depth + 1 > MAX_DEPTH) {
+    ctx.diagnostics.push({ code: 'depth-limit', message: `sub-mappings nested more than ${MAX_DEPTH} deep at $|${op.table};...|; entry failed`, entry: entry.pos });
+    return null;
+  }
+  return table;
+}
+
+/** Runs ops of a template that cannot call out (its sub-mapped tables are pure too). */
+function runPureOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[], caps: readonly string[], depth: number): boolean {
+  for (const op of ops) {
+    if (op.k === 'sub') {
+      const arg = expandPureArg(ctx, entry, op.arg, caps, depth);
+      const table = arg === null ? null : subResult(ctx, entry, op, depth);
+      if (arg === null || table === null) return false;
+      const r = runTablePure(ctx, table, arg, depth + 1);
+      if ((r.flags & Y_BIT) === 0 || !emit(ctx, entry, x, r.output, true)) return false;
+    } else if (!simpleOp(ctx, entry, x, op, caps)) return false;
+    if (x.stopped) return true;
+  }
+  return true;
+}
+
+function expandPureArg(ctx: Ctx, entry: CompiledEntry, ops: readonly Op[], caps: readonly string[], depth: number): string | null {
+  if (ops.length === 1 && ops[0]?.k === 'text') return ops[0].s;
+  const x = newExpansion();
+  return runPureOps(ctx, entry, x, ops, caps, depth) ? x.out : null;
 }
 
 /** RFC 4515 escaping for `$=` (values placed into LDAP search filters). */
@@ -301,30 +412,15 @@ function simpleOp(ctx: Ctx, entry: CompiledEntry, x: Expansion, op: Op, caps: re
   }
 }
 
-function runSimpleOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[], caps: readonly string[]): boolean {
-  for (const op of ops) {
-    if (!simpleOp(ctx, entry, x, op, caps)) return false;
-    if (x.stopped) return true;
-  }
-  return true;
-}
-
 function* runOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[], caps: readonly string[], depth: number): Eval<boolean> {
   for (const op of ops) {
     switch (op.k) {
       case 'sub': {
         const arg = yield* expandArg(ctx, entry, op.arg, caps, depth);
-        if (arg === null) return false;
-        const table = ctx.set.table(op.table);
-        if (table === undefined) return false;
-        if (depth + 1 > MAX_DEPTH) {
-          ctx.diagnostics.push({ code: 'depth-limit', message: `sub-mappings nested more than ${MAX_DEPTH} deep at $|${op.table};...|; entry failed`, entry: entry.pos });
-          return false;
-        }
-        const r = yield* runTable(ctx, table, arg, depth + 1);
-        // Spec §3.6: only a result carrying $Y counts, and only its string comes back.
-        if ((r.flags & Y_BIT) === 0) return false;
-        if (!emit(ctx, entry, x, r.output, true)) return false;
+        const table = arg === null ? null : subResult(ctx, entry, op, depth);
+        if (arg === null || table === null) return false;
+        const r = table.pure ? runTablePure(ctx, table, arg, depth + 1) : yield* runTable(ctx, table, arg, depth + 1);
+        if ((r.flags & Y_BIT) === 0 || !emit(ctx, entry, x, r.output, true)) return false;
         break;
       }
       case 'routine': {
@@ -385,8 +481,8 @@ function noteError(ctx: Ctx, entry: CompiledEntry, a: CalloutAnswer, what: strin
 
 /** Expands an argument (no flags or controls can occur in it); null when a construct inside fails. */
 function* expandArg(ctx: Ctx, entry: CompiledEntry, ops: readonly Op[], caps: readonly string[], depth: number): Eval<string | null> {
-  if (ops.length === 1 && ops[0]?.k === 'text') return ops[0].s;
-  const x: Expansion = { out: '', mode: CaseMode.Keep, ldap: false, flags: 0, ctl: null, stopped: false };
+  if (ops.every((op) => op.k === 'text' || op.k === 'cap' || op.k === 'case' || op.k === 'ldapquote')) return expandPureArg(ctx, entry, ops, caps, depth);
+  const x = newExpansion();
   const ok = yield* runOps(ctx, entry, x, ops, caps, depth);
   return ok ? x.out : null;
 }
@@ -400,7 +496,8 @@ function* acceptAnswer(ctx: Ctx, entry: CompiledEntry, x: Expansion, a: CalloutA
     noteError(ctx, entry, a, what);
     return false;
   }
-  const text = a.value;
+  // Routines are host code; tolerate one that answers success without a value.
+  const text = typeof a.value === 'string' ? a.value : '';
   if (!text.includes('$')) return emit(ctx, entry, x, text, true);
   if (depth + 1 > MAX_DEPTH) {
     ctx.diagnostics.push({ code: 'depth-limit', message: `callout results re-expanded more than ${MAX_DEPTH} deep; entry failed`, entry: entry.pos });
@@ -450,6 +547,11 @@ function safeAnswer(services: CalloutServices, req: CalloutRequest): CalloutAnsw
  * programming error here (use mapAsync); it throws.
  */
 export function mapSync(set: MappingSet, table: string, input: string, opts: MapOptions = {}): MappingResult {
+  const t = set.table(table);
+  if (t !== undefined && t.pure) {
+    const ctx = newCtx(set, opts);
+    return finish(ctx, t, input, runTablePure(ctx, t, input, 0));
+  }
   const gen = evaluate(set, table, input, opts);
   let step = gen.next();
   while (!step.done) {
@@ -462,6 +564,7 @@ export function mapSync(set: MappingSet, table: string, input: string, opts: Map
 
 /** Runs a mapping, awaiting callouts that answer with promises. A rejected promise fails the callout. */
 export async function mapAsync(set: MappingSet, table: string, input: string, opts: MapOptions = {}): Promise<MappingResult> {
+  if (set.table(table)?.pure) return mapSync(set, table, input, opts);
   const gen = evaluate(set, table, input, opts);
   let step = gen.next();
   while (!step.done) {

@@ -5,8 +5,15 @@
 const UPPER_A = 65;
 const UPPER_Z = 90;
 
-/** Lower-cases A–Z only; returns the same string object when there is nothing to fold. */
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+const HAS_UPPER = /[A-Z]/;
+
+/** Lower-cases A–Z only; returns the same string when there is nothing to fold. */
 export function foldAscii(s: string): string {
+  if (!HAS_UPPER.test(s)) return s;
+  // For pure ASCII the native lower-casing is exactly A–Z folding, and much faster.
+  if (!NON_ASCII.test(s)) return s.toLowerCase();
   const n = s.length;
   let i = 0;
   for (; i < n; i++) {

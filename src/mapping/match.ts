@@ -18,7 +18,28 @@ import { ipv6PrefixEqual, parseIPv4, parseIPv6 } from './ip.js';
 /** Steps the plain backtracker may take before the DP matcher takes over. */
 const FAST_BUDGET = 4096;
 /** Hard cap for patterns with back-matches (not convertible to DP). */
-const BACKREF_BUDGET = 400_000;
+const BACKREF_BUDGET = 50_000;
+
+/**
+ * A 32-bit summary of which characters occur in a folded string: a–z are bits 0–25, digits 26,
+ * "|" 27, "@" 28, "." 29, "-" and "_" 30, anything else 31. If a pattern's literals need a bit
+ * the probe lacks, the pattern cannot match — a test that costs one AND.
+ */
+export function charMask(folded: string): number {
+  let m = 0;
+  for (let i = 0; i < folded.length; i++) m |= charBit(folded.charCodeAt(i));
+  return m;
+}
+
+function charBit(c: number): number {
+  if (c >= 97 && c <= 122) return 1 << (c - 97);
+  if (c >= 48 && c <= 57) return 1 << 26;
+  if (c === 124) return 1 << 27;
+  if (c === 64) return 1 << 28;
+  if (c === 46) return 1 << 29;
+  if (c === 45 || c === 95) return 1 << 30;
+  return 1 << 31;
+}
 
 export interface MatchOutcome {
   /** Captured texts ($0, $1, ...) from the original (not folded) probe, or null for no match. */
@@ -86,6 +107,18 @@ export class Matcher {
   private readonly tail: string;
   /** For each token index, the captures set before it that back-matches at or after it read. */
   private readonly live: readonly (readonly number[])[];
+  /** Literal-and-greedy-star patterns take the linear path (matchGlob). */
+  private readonly glob: boolean;
+  /** Reused backtracker state: matching is synchronous and never re-entered. */
+  private readonly run: MatchRun;
+  /** Scratch for matchGlob's literal positions. */
+  private readonly litAt: Int32Array;
+  /** Literals in pattern order, for a quick "do they all occur, in order?" test. */
+  private readonly lits: readonly string[];
+  /** charMask bits every matching probe has. */
+  readonly needMask: number;
+  /** The longest literal that is neither the head nor the tail, or '': one includes() rejects most probes. */
+  private readonly middle: string;
 
   constructor(pattern: CompiledPattern) {
     this.pattern = pattern;
@@ -107,48 +140,79 @@ export class Matcher {
       live.push([...set].sort((a, b) => a - b));
     }
     this.live = live;
+    this.glob = pattern.tokens.every((t) => t.kind === TokKind.Lit || (t.kind === TokKind.Many && t.cls.any && !t.lazy));
+    this.run = new MatchRun(this.tokens, this.rest, pattern.captureCount);
+    this.litAt = new Int32Array(pattern.tokens.length);
+    this.lits = pattern.tokens.filter((t) => t.kind === TokKind.Lit).map((t) => t.lit);
+    this.needMask = charMask(this.lits.join('')) | 0;
+    const inner = pattern.tokens.slice(first?.kind === TokKind.Lit ? 1 : 0, this.tail !== '' ? -1 : undefined);
+    this.middle = inner.filter((t) => t.kind === TokKind.Lit).reduce((a, t) => (t.lit.length > a.length ? t.lit : a), '');
+  }
+
+  /** Necessary condition: every literal occurs, left to right, without overlapping. */
+  private literalsInOrder(text: string): boolean {
+    let j = 0;
+    for (const lit of this.lits) {
+      const k = text.indexOf(lit, j);
+      if (k < 0) return false;
+      j = k + lit.length;
+    }
+    return true;
   }
 
   /**
    * Matches `folded` (the probe after foldAscii) and cuts captures from `original`. Both strings
    * have the same length.
    */
-  match(folded: string, original: string): MatchOutcome {
+  match(folded: string, original: string, probeMask: number = charMask(folded)): MatchOutcome {
     const p = this.pattern;
     if (p.exact !== null) {
       return folded === p.exact ? { captures: [], exhausted: false } : NO_MATCH;
     }
+    if ((this.needMask & ~probeMask) !== 0) return NO_MATCH;
     const n = folded.length;
     if (n < (this.rest[0] as number)) return NO_MATCH;
     if (this.head !== '' && !folded.startsWith(this.head)) return NO_MATCH;
     if (this.tail !== '' && !folded.endsWith(this.tail)) return NO_MATCH;
-    const run = new MatchRun(this.tokens, this.rest, folded, p.captureCount, p.hasBackref ? BACKREF_BUDGET : FAST_BUDGET, p.hasBackref ? this.live : null);
+    if (this.middle !== '' && !folded.includes(this.middle)) return NO_MATCH;
+    if (this.glob) return matchGlob(this.tokens, folded, original, p.captureCount, this.litAt);
+    if (!this.literalsInOrder(folded)) return NO_MATCH;
+    const run = this.run;
+    run.reset(folded, FAST_BUDGET, null);
     if (run.bt(0, 0)) return { captures: run.captures(original), exhausted: false };
     if (!run.exhausted) return NO_MATCH;
-    if (p.hasBackref) return EXHAUSTED;
-    return matchByTable(this.tokens, folded, original, p.captureCount);
+    if (!p.hasBackref) return matchByTable(this.tokens, folded, original, p.captureCount);
+    // Back-matches: retry with failures memoised and a larger, hard budget.
+    run.reset(folded, BACKREF_BUDGET, this.live);
+    if (run.bt(0, 0)) return { captures: run.captures(original), exhausted: false };
+    return run.exhausted ? EXHAUSTED : NO_MATCH;
   }
 }
 
-/** Per-call state of the backtracker. */
+/** State of the backtracker, reset for each probe. */
 class MatchRun {
   exhausted = false;
-  private budget: number;
+  private budget = 0;
+  private text = '';
   private readonly capStart: Int32Array;
   private readonly capEnd: Int32Array;
-  private readonly memo: Set<string> | null;
+  private memo: Set<number | string> | null = null;
+  private live: readonly (readonly number[])[] | null = null;
 
   constructor(
     private readonly tokens: readonly PatternToken[],
     private readonly rest: Int32Array,
-    private readonly text: string,
     capCount: number,
-    budget: number,
-    private readonly live: readonly (readonly number[])[] | null,
   ) {
-    this.budget = budget;
     this.capStart = new Int32Array(capCount);
     this.capEnd = new Int32Array(capCount);
+  }
+
+  reset(text: string, budget: number, live: readonly (readonly number[])[] | null): void {
+    this.text = text;
+    this.budget = budget;
+    this.exhausted = false;
+    this.live = live;
     this.memo = live === null ? null : new Set();
   }
 
@@ -158,10 +222,22 @@ class MatchRun {
     return out;
   }
 
-  private key(i: number, j: number): string {
-    let k = i + ',' + j;
-    for (const c of (this.live as readonly (readonly number[])[])[i] as readonly number[]) k += ',' + this.capStart[c] + ':' + this.capEnd[c];
-    return k;
+  /**
+   * Memo key of a failed state: the token, the position, and the captures a later back-match
+   * reads. A number while it fits in 2^53 (always for at most one live capture), else a string.
+   */
+  private key(i: number, j: number): number | string {
+    const w = this.text.length + 1;
+    const live = (this.live as readonly (readonly number[])[])[i] as readonly number[];
+    let k = i * w + j;
+    if (live.length === 0) return k;
+    if (live.length === 1 && this.tokens.length * w * w * w < Number.MAX_SAFE_INTEGER) {
+      const c = live[0] as number;
+      return (k * w + (this.capStart[c] as number)) * w + (this.capEnd[c] as number);
+    }
+    let str = String(k);
+    for (const c of live) str += ',' + this.capStart[c] + ':' + this.capEnd[c];
+    return str;
   }
 
   bt(i: number, j: number): boolean {
@@ -173,13 +249,12 @@ class MatchRun {
     const text = this.text;
     const n = text.length;
     if (i === tokens.length) return j === n;
-    let memoKey = '';
-    if (this.memo !== null && (this.live as readonly (readonly number[])[])[i]?.length) {
-      memoKey = this.key(i, j);
-      if (this.memo.has(memoKey)) return false;
-    }
+    const memo = this.memo;
+    if (memo === null) return this.step(i, j, tokens[i] as PatternToken, text, n);
+    const key = this.key(i, j);
+    if (memo.has(key)) return false;
     const ok = this.step(i, j, tokens[i] as PatternToken, text, n);
-    if (!ok && memoKey !== '' && !this.exhausted) this.memo?.add(memoKey);
+    if (!ok && !this.exhausted) memo.add(key);
     return ok;
   }
 
@@ -269,6 +344,62 @@ class MatchRun {
     }
     return false;
   }
+}
+
+/**
+ * Linear matcher for patterns made only of literals and greedy `*` (the common case:
+ * `*|*|*|*|*`, `tcp_local|*|tcp_local|*`). Greedy backtracking gives the first `*` the longest
+ * run after which the rest still matches, then the second, and so on; that is the same as placing
+ * each literal as far right as it can go, last literal first. Between two literals the first of
+ * several adjacent stars takes the whole gap.
+ */
+function matchGlob(tokens: readonly PatternToken[], text: string, original: string, capCount: number, at: Int32Array): MatchOutcome {
+  const n = text.length;
+  const T = tokens.length;
+  // `at` receives the start of each literal token.
+  let limit = n; // literals to the right start at or after this
+  let starAfter = false; // is there a star between this literal and `limit`?
+  for (let i = T - 1; i >= 0; i--) {
+    const t = tokens[i] as PatternToken;
+    if (t.kind !== TokKind.Lit) {
+      starAfter = true;
+      continue;
+    }
+    const len = t.lit.length;
+    let pos: number;
+    if (i === 0) {
+      // A leading literal is anchored at the start.
+      pos = 0;
+      if (!text.startsWith(t.lit, 0) || (starAfter ? len > limit : len !== limit)) return NO_MATCH;
+    } else if (starAfter) {
+      pos = text.lastIndexOf(t.lit, limit - len);
+      if (pos < 0 || pos + len > limit) return NO_MATCH;
+    } else {
+      pos = limit - len;
+      if (pos < 0 || !text.startsWith(t.lit, pos)) return NO_MATCH;
+    }
+    at[i] = pos;
+    limit = pos;
+    starAfter = false;
+  }
+  // Anything left before the first literal must be covered by a leading star.
+  if (limit > 0 && !starAfter) return NO_MATCH;
+  const caps: string[] = new Array<string>(capCount);
+  let j = 0;
+  for (let i = 0; i < T; i++) {
+    const t = tokens[i] as PatternToken;
+    if (t.kind === TokKind.Lit) {
+      j = (at[i] as number) + t.lit.length;
+      continue;
+    }
+    // The gap runs to the next literal's start (or the end); the first star of a run takes it all.
+    let k = i + 1;
+    while (k < T && (tokens[k] as PatternToken).kind !== TokKind.Lit) k++;
+    const end = k < T ? (at[k] as number) : n;
+    if (t.cap >= 0) caps[t.cap] = original.slice(j, end);
+    j = end;
+  }
+  return { captures: caps, exhausted: false };
 }
 
 /**

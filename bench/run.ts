@@ -1,0 +1,18 @@
+// `npm run bench [name...]`: runs the named benchmarks (all by default).
+import { runMappingBench } from './mapping.bench.js';
+
+const SUITES: Record<string, () => void> = {
+  mapping: runMappingBench,
+};
+
+const wanted = process.argv.slice(2);
+for (const name of wanted.length ? wanted : Object.keys(SUITES)) {
+  const suite = SUITES[name];
+  if (suite === undefined) {
+    console.error(`unknown benchmark ${name}; have: ${Object.keys(SUITES).join(', ')}`);
+    process.exitCode = 2;
+    break;
+  }
+  console.log(`# ${name}`);
+  suite();
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// Entry point of the `portcullis` executable (package.json "bin").
+import { EXIT } from './command.js';
+import { main } from './main.js';
+
+main(process.argv.slice(2), { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`portcullis: ${String(err)}\n`);
+    process.exitCode = EXIT.failure;
+  },
+);
