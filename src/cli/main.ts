@@ -40,7 +40,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
     if (spec.help) cmd.addHelpText('after', '\n' + spec.help);
     cmd.action(async (...all: unknown[]) => {
       const opts = cmd.opts();
-      const positional = all.slice(0, -2).flatMap((a) => (Array.isArray(a) ? (a as string[]) : a === undefined ? [] : [String(a)]));
+      const positional = all.slice(0, -2).flatMap((a) => (Array.isArray(a) ? (a as string[]) : typeof a === 'string' ? [a] : []));
       setExit(await spec.run(io, positional, opts));
     });
   }
@@ -53,7 +53,7 @@ export async function main(argv: readonly string[], io: CliIO): Promise<number> 
     code = c;
   });
   try {
-    await program.parseAsync(argv as string[], { from: 'user' });
+    await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end through here with code 0.

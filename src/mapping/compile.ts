@@ -4,7 +4,6 @@
 
 import { readFileSync } from 'node:fs';
 import type { CalloutRoutine, CalloutServices } from './callouts.js';
-import { imageBaseName } from './callouts.js';
 import type { MappingProblem, SourcePos } from './errors.js';
 import { parseMappingFile } from './file-parse.js';
 import type { FileReader, LogicalLine, RawEntry, RawTable } from './file-parse.js';
@@ -164,7 +163,7 @@ function compileParsed(parsed: { tables: RawTable[]; problems: MappingProblem[] 
               push(
                 tplPos(op.offset),
                 'unknown-image',
-                `callout image "${op.image}" is not available (${imageBaseName(op.image)}): known images are ${known.length ? known.join(', ') : 'none in this configuration'} — the check would never run`,
+                `callout image "${op.image}" is not available: known images are ${known.length ? known.join(', ') : 'none in this configuration'} — the check would never run`,
               );
               return;
             }

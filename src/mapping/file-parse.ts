@@ -148,9 +148,10 @@ function tokenize(text: string, start: number): { text: string; offset: number }
   return tokens;
 }
 
-const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_.\-]*$/;
+const TABLE_NAME = /^[A-Za-z][A-Za-z0-9_.-]*$/;
 
-type State = 'none' | 'afterName' | 'inEntries' | 'closed';
+/** 'skip': entries of a table that was refused (e.g. a duplicate) are ignored until the next table. */
+type State = 'none' | 'afterName' | 'inEntries' | 'closed' | 'skip';
 
 /**
  * Parses a mappings file and everything it includes. `displayPath` is how the file is named in
@@ -180,6 +181,7 @@ export function parseMappingFile(displayPath: string, read: FileReader): ParsedF
       return;
     }
     if (text.trim() === '') {
+      if (state === 'skip') state = 'none';
       if (state === 'inEntries') {
         state = 'closed';
         closedName = current?.name ?? '';
@@ -224,8 +226,8 @@ export function parseMappingFile(displayPath: string, read: FileReader): ParsedF
               : `"${name}" is not a valid table name (letters, digits, "_", "-" and "." only)`,
           ),
         );
-        current = null;
-        state = 'none';
+        // Leave the state alone: an unindented entry in the middle of a table should not make
+        // the entries after it look orphaned.
         return;
       }
       const key = name.toUpperCase();
@@ -233,7 +235,7 @@ export function parseMappingFile(displayPath: string, read: FileReader): ParsedF
       if (dup) {
         problems.push(prob(at, 'duplicate-table', `table ${name} is already defined at ${dup.pos.file}:${dup.pos.line} (table names are case-insensitive)`));
         current = null;
-        state = 'none';
+        state = 'skip';
         return;
       }
       current = { name, key, pos: at, entries: [] };
@@ -245,6 +247,7 @@ export function parseMappingFile(displayPath: string, read: FileReader): ParsedF
     if (c === ' ' || c === '\t') {
       const toks = tokenize(text, 0);
       const first = toks[0] as { text: string; offset: number };
+      if (state === 'skip') return;
       if (state === 'none' || current === null) {
         problems.push(prob(ll.pos(first.offset), 'entry-outside-table', 'entry line before any table name — put a table name (in column 1) above it'));
         return;

@@ -229,7 +229,7 @@ class MatchRun {
   private key(i: number, j: number): number | string {
     const w = this.text.length + 1;
     const live = (this.live as readonly (readonly number[])[])[i] as readonly number[];
-    let k = i * w + j;
+    const k = i * w + j;
     if (live.length === 0) return k;
     if (live.length === 1 && this.tokens.length * w * w * w < Number.MAX_SAFE_INTEGER) {
       const c = live[0] as number;

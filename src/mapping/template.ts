@@ -144,6 +144,9 @@ function describeOpen(open: string): string {
  */
 function parseOps(st: ParseState, term: Terminator, also: Terminator, openAt: number, openName: string): Op[] | null {
   const ops: Op[] = [];
+  // Problems found inside an argument that turns out to be unterminated are consequences of the
+  // missing terminator (the rest of the template was read as the argument); only that one is reported.
+  const mark = st.problems.length;
   let text = '';
   const flush = (): void => {
     if (text !== '') {
@@ -271,6 +274,7 @@ function parseOps(st: ParseState, term: Terminator, also: Terminator, openAt: nu
   }
   flush();
   if (term !== '') {
+    st.problems.length = mark;
     problem(st, openAt, 'unterminated-construct', `unterminated ${openName} — add "${term}"`);
     return null;
   }

@@ -8,6 +8,11 @@ import { join } from 'node:path';
 
 const BIN = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'bin.js');
 
+/** Parses one JSON line of --json output. */
+function json(line: string): Record<string, unknown> & { args: Record<string, string> } {
+  return JSON.parse(line) as Record<string, unknown> & { args: Record<string, string> };
+}
+
 function portcullis(args: string[], input?: string): { code: number; stdout: string; stderr: string } {
   assert.ok(existsSync(BIN), `${BIN} is missing: run "npm run build" (npm test does)`);
   const r = spawnSync(process.execPath, [BIN, ...args], { input: input ?? '', encoding: 'utf8', timeout: 30_000 });
@@ -71,17 +76,17 @@ test('§12.1 test mapping --json: one object per probe, probes from standard inp
 
 test('§3.5 test mapping --flags sets input flags', () => {
   const on = portcullis(['test', 'mapping', '--mappings', F1, '--table', 'TEST_FLAG', '--flags', 'T', '--json', 'x']);
-  assert.equal(JSON.parse(on.stdout).output, 'TLS');
+  assert.equal(json(on.stdout).output, 'TLS');
   const off = portcullis(['test', 'mapping', '--mappings', F1, '--table', 'TEST_FLAG', '--json', 'x']);
-  assert.equal(JSON.parse(off.stdout).output, 'No TLS');
+  assert.equal(json(off.stdout).output, 'No TLS');
 });
 
 test('test mapping --domain answers $}domain,attribute{ (seed FROM_ACCESS, §15.5 rows 51–52)', () => {
   const args = ['test', 'mapping', '--mappings', F1, '--table', 'FROM_ACCESS', '--domain', 'example.com', '--json'];
   const hosted = portcullis([...args, 'TCP|192.0.2.10|25|203.0.113.5|3333|SMTP/mx.bad.example|MAIL|tcp_local|ceo@example.com|']);
-  assert.equal(JSON.parse(hosted.stdout).args.N, 'example.com - Authentication required when sending with this envelope sender domain');
+  assert.equal(json(hosted.stdout).args.N, 'example.com - Authentication required when sending with this envelope sender domain');
   const other = portcullis([...args, 'TCP|192.0.2.10|25|203.0.113.5|3333|SMTP/mx.ok.example|MAIL|tcp_local|someone@other.org|']);
-  assert.equal(JSON.parse(other.stdout).decision, 'none');
+  assert.equal(json(other.stdout).decision, 'none');
 });
 
 test('test mapping: a missing table exits 2 and names the tables that exist', () => {
