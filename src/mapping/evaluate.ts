@@ -22,8 +22,16 @@ const LOOP_GUARD = 10;
 const MAX_DEPTH = 8;
 /** Longest output string a template may build. */
 export const MAX_OUTPUT = 16384;
-/** Entry applications per top-level mapping; a safety net far beyond what the loop guard allows in practice. */
-const MAX_STEPS = 100_000;
+/**
+ * Work budget of one top-level mapping, in rough units of "one pattern tried on 64 characters".
+ * The loop guard bounds each table walk, but sub-mappings under $R multiply walks, and a string
+ * that keeps shrinking resets the guard; this budget bounds the total (tens of milliseconds at worst).
+ */
+const MAX_WORK = 100_000;
+/** A back-match pattern that exhausted its step budget costs about as much as this many units. */
+const EXHAUSTED_COST = 50_000;
+/** Diagnostics kept per mapping; repeats of the same code at the same entry are dropped. */
+const MAX_DIAGNOSTICS = 16;
 
 const Y_BIT = flagBit('Y');
 
@@ -80,7 +88,7 @@ interface Ctx {
   readonly random: () => number;
   readonly diagnostics: Diagnostic[];
   readonly trace: TraceStep[] | null;
-  steps: number;
+  work: number;
 }
 
 interface TableOutcome {
@@ -107,7 +115,7 @@ function newCtx(set: MappingSet, opts: MapOptions): Ctx {
     random: opts.random ?? Math.random,
     diagnostics: [],
     trace: opts.trace ? [] : null,
-    steps: 0,
+    work: 0,
   };
 }
 
@@ -138,34 +146,49 @@ export function* evaluate(set: MappingSet, tableName: string, input: string, opt
   return finish(ctx, table, input, r);
 }
 
-/** Finds the first entry ≥ from whose pattern matches s. */
+/** Records a diagnostic once per code and entry, up to MAX_DIAGNOSTICS. */
+function note(ctx: Ctx, d: Diagnostic): void {
+  if (ctx.diagnostics.length >= MAX_DIAGNOSTICS) return;
+  const same = ctx.diagnostics.some((x) => x.code === d.code && x.entry?.line === d.entry?.line && x.entry?.file === d.entry?.file);
+  if (!same) ctx.diagnostics.push(d);
+}
+
+function overBudget(ctx: Ctx): boolean {
+  return ctx.work > MAX_WORK;
+}
+
+/** Finds the first entry ≥ from whose pattern matches s; null also when the work budget runs out. */
 function findEntry(ctx: Ctx, table: CompiledTable, s: string, from: number): { entry: CompiledEntry; caps: string[] } | null {
   const folded = foldAscii(s);
   const mask = charMask(folded);
-  const note = (e: CompiledEntry): void => {
-    ctx.diagnostics.push({
-      code: 'match-budget',
-      message: `pattern ${e.pattern.source} gave up on a ${s.length}-character probe (back-match search limit); treated as not matching`,
-      entry: e.pos,
-    });
+  const cost = 1 + (s.length >> 6);
+  const attempt = (e: CompiledEntry): string[] | null => {
+    ctx.work += cost;
+    const m = e.matcher.match(folded, s, mask);
+    if (m.exhausted) {
+      ctx.work += EXHAUSTED_COST;
+      note(ctx, {
+        code: 'match-budget',
+        message: `pattern ${e.pattern.source} gave up on a ${s.length}-character probe (back-match search limit); treated as not matching`,
+        entry: e.pos,
+      });
+    }
+    return m.captures;
   };
   if (table.index !== null) {
     let caps: string[] | null = null;
     const k = table.index.scan(folded, from, (k) => {
-      const e = table.entries[k] as CompiledEntry;
-      const m = e.matcher.match(folded, s, mask);
-      if (m.exhausted) note(e);
-      caps = m.captures;
+      if (overBudget(ctx)) return true;
+      caps = attempt(table.entries[k] as CompiledEntry);
       return caps !== null;
     });
-    return k < 0 ? null : { entry: table.entries[k] as CompiledEntry, caps: caps as unknown as string[] };
+    return k < 0 || caps === null ? null : { entry: table.entries[k] as CompiledEntry, caps };
   }
   const entries = table.entries;
-  for (let k = from; k < entries.length; k++) {
+  for (let k = from; k < entries.length && !overBudget(ctx); k++) {
     const e = entries[k] as CompiledEntry;
-    const m = e.matcher.match(folded, s, mask);
-    if (m.captures !== null) return { entry: e, caps: m.captures };
-    if (m.exhausted) note(e);
+    const caps = attempt(e);
+    if (caps !== null) return { entry: e, caps };
   }
   return null;
 }
@@ -212,12 +235,13 @@ function stepNoMatch(w: Walk): TableOutcome | null {
 }
 
 function stepLimit(ctx: Ctx, w: Walk): TableOutcome | null {
-  if (++ctx.steps <= MAX_STEPS) return null;
-  ctx.diagnostics.push({ code: 'step-limit', message: `mapping stopped after ${MAX_STEPS} steps`, entry: w.last });
+  if (!overBudget(ctx)) return null;
+  note(ctx, { code: 'step-limit', message: 'mapping stopped: it exceeded its work budget (restart or sub-mapping loop)', entry: w.last });
   return ending(w);
 }
 
 function stepDone(ctx: Ctx, table: CompiledTable, w: Walk, entry: CompiledEntry, x: EntryExpansion, depth: number): TableOutcome | null {
+  ctx.work += 1 + (x.out.length >> 6);
   if (ctx.trace !== null) {
     ctx.trace.push({
       table: table.name,
@@ -332,7 +356,7 @@ function subResult(ctx: Ctx, entry: CompiledEntry, op: Extract<Op, { k: 'sub' }>
   const table = ctx.set.table(op.table);
   if (table === undefined) return null;
   if (depth + 1 > MAX_DEPTH) {
-    ctx.diagnostics.push({ code: 'depth-limit', message: `sub-mappings nested more than ${MAX_DEPTH} deep at $|${op.table};...|; entry failed`, entry: entry.pos });
+    note(ctx, { code: 'depth-limit', message: `sub-mappings nested more than ${MAX_DEPTH} deep at $|${op.table};...|; entry failed`, entry: entry.pos });
     return null;
   }
   return table;
@@ -370,7 +394,7 @@ function emit(ctx: Ctx, entry: CompiledEntry, x: Expansion, s: string, substitut
   else if (x.mode === CaseMode.Upper) t = upperAscii(t);
   x.out += t;
   if (x.out.length > MAX_OUTPUT) {
-    ctx.diagnostics.push({ code: 'output-too-long', message: `template output exceeded ${MAX_OUTPUT} characters; entry failed`, entry: entry.pos });
+    note(ctx, { code: 'output-too-long', message: `template output exceeded ${MAX_OUTPUT} characters; entry failed`, entry: entry.pos });
     return false;
   }
   return true;
@@ -428,7 +452,7 @@ function* runOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[
         if (arg === null) return false;
         const routine = entry.routines.get(op) ?? linkRoutine(ctx.set.services, op.image, op.routine);
         if (routine === undefined) {
-          ctx.diagnostics.push({ code: 'unknown-routine', message: `no routine ${op.routine} in ${imageBaseName(op.image)}`, entry: entry.pos });
+          note(ctx, { code: 'unknown-routine', message: `no routine ${op.routine} in ${imageBaseName(op.image)}`, entry: entry.pos });
           return false;
         }
         const a: CalloutAnswer = yield { kind: 'routine', routine, image: op.image, name: op.routine, arg };
@@ -476,7 +500,7 @@ function* runOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[
 }
 
 function noteError(ctx: Ctx, entry: CompiledEntry, a: CalloutAnswer, what: string): void {
-  if (!a.ok && a.error !== undefined) ctx.diagnostics.push({ code: 'callout-error', message: `${what}: ${a.error}`, entry: entry.pos });
+  if (!a.ok && a.error !== undefined) note(ctx, { code: 'callout-error', message: `${what}: ${a.error}`, entry: entry.pos });
 }
 
 /** Expands an argument (no flags or controls can occur in it); null when a construct inside fails. */
@@ -500,12 +524,12 @@ function* acceptAnswer(ctx: Ctx, entry: CompiledEntry, x: Expansion, a: CalloutA
   const text = typeof a.value === 'string' ? a.value : '';
   if (!text.includes('$')) return emit(ctx, entry, x, text, true);
   if (depth + 1 > MAX_DEPTH) {
-    ctx.diagnostics.push({ code: 'depth-limit', message: `callout results re-expanded more than ${MAX_DEPTH} deep; entry failed`, entry: entry.pos });
+    note(ctx, { code: 'depth-limit', message: `callout results re-expanded more than ${MAX_DEPTH} deep; entry failed`, entry: entry.pos });
     return false;
   }
   const tpl = compileResult(text);
   if (tpl === null) {
-    ctx.diagnostics.push({ code: 'bad-callout-result', message: `${what} returned text that is not a valid template: ${JSON.stringify(text)}; entry failed`, entry: entry.pos });
+    note(ctx, { code: 'bad-callout-result', message: `${what} returned text that is not a valid template: ${JSON.stringify(text)}; entry failed`, entry: entry.pos });
     return false;
   }
   return yield* runOps(ctx, entry, x, tpl.ops, caps, depth + 1);

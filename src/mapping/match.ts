@@ -18,7 +18,7 @@ import { ipv6PrefixEqual, parseIPv4, parseIPv6 } from './ip.js';
 /** Steps the plain backtracker may take before the DP matcher takes over. */
 const FAST_BUDGET = 4096;
 /** Hard cap for patterns with back-matches (not convertible to DP). */
-const BACKREF_BUDGET = 50_000;
+const BACKREF_BUDGET = 10_000;
 
 /**
  * A 32-bit summary of which characters occur in a folded string: a–z are bits 0–25, digits 26,
@@ -275,7 +275,8 @@ class MatchRun {
         const e = this.capEnd[t.ref] as number;
         const len = e - s;
         if (j + len > n) return false;
-        for (let k = 0; k < len; k++) if (text.charCodeAt(s + k) !== text.charCodeAt(j + k)) return false;
+        // substring is a cheap slice; startsWith compares natively (captures can be kilobytes).
+        if (len > 0 && !text.startsWith(text.substring(s, e), j)) return false;
         return this.bt(i + 1, j + len);
       }
       case TokKind.Ip4:
