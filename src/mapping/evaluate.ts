@@ -163,8 +163,8 @@ function findEntry(ctx: Ctx, table: CompiledTable, s: string, from: number): { e
   const mask = charMask(folded);
   const cost = 1 + (s.length >> 6);
   const attempt = (e: CompiledEntry): string[] | null => {
-    ctx.work += cost;
     const m = e.matcher.match(folded, s, mask);
+    ctx.work += cost + m.work;
     if (m.exhausted) {
       ctx.work += EXHAUSTED_COST;
       note(ctx, {
@@ -302,9 +302,10 @@ function stepDone(ctx: Ctx, table: CompiledTable, w: Walk, entry: CompiledEntry,
 function* runTable(ctx: Ctx, table: CompiledTable, input: string, depth: number): Eval<TableOutcome> {
   const w = newWalk(input);
   for (;;) {
+    const hit = findEntry(ctx, table, w.s, w.from);
+    // findEntry also stops when the work budget runs out; report that rather than "no match".
     const stop = stepLimit(ctx, w);
     if (stop !== null) return stop;
-    const hit = findEntry(ctx, table, w.s, w.from);
     if (hit === null) {
       const end = stepNoMatch(w);
       if (end !== null) return end;
@@ -320,9 +321,10 @@ function* runTable(ctx: Ctx, table: CompiledTable, input: string, depth: number)
 function runTablePure(ctx: Ctx, table: CompiledTable, input: string, depth: number): TableOutcome {
   const w = newWalk(input);
   for (;;) {
+    const hit = findEntry(ctx, table, w.s, w.from);
+    // findEntry also stops when the work budget runs out; report that rather than "no match".
     const stop = stepLimit(ctx, w);
     if (stop !== null) return stop;
-    const hit = findEntry(ctx, table, w.s, w.from);
     const end = hit === null ? stepNoMatch(w) : stepDone(ctx, table, w, hit.entry, expandPure(ctx, hit.entry, hit.caps, depth), depth);
     if (end !== null) return end;
   }

@@ -46,10 +46,14 @@ export interface MatchOutcome {
   readonly captures: string[] | null;
   /** True when a back-match pattern ran out of steps; captures is then null. */
   readonly exhausted: boolean;
+  /**
+   * Search effort beyond the quick checks, in backtracking steps (the DP matcher counts a step
+   * per 64 table cells). Callers charge it to their work budget.
+   */
+  readonly work: number;
 }
 
-const NO_MATCH: MatchOutcome = { captures: null, exhausted: false };
-const EXHAUSTED: MatchOutcome = { captures: null, exhausted: true };
+const NO_MATCH: MatchOutcome = { captures: null, exhausted: false, work: 0 };
 
 function inClass(cls: CharClass, c: number): boolean {
   if (cls.any) return true;
@@ -167,7 +171,7 @@ export class Matcher {
   match(folded: string, original: string, probeMask: number = charMask(folded)): MatchOutcome {
     const p = this.pattern;
     if (p.exact !== null) {
-      return folded === p.exact ? { captures: [], exhausted: false } : NO_MATCH;
+      return folded === p.exact ? { captures: [], exhausted: false, work: 0 } : NO_MATCH;
     }
     if ((this.needMask & ~probeMask) !== 0) return NO_MATCH;
     const n = folded.length;
@@ -179,13 +183,18 @@ export class Matcher {
     if (!this.literalsInOrder(folded)) return NO_MATCH;
     const run = this.run;
     run.reset(folded, FAST_BUDGET, null);
-    if (run.bt(0, 0)) return { captures: run.captures(original), exhausted: false };
-    if (!run.exhausted) return NO_MATCH;
-    if (!p.hasBackref) return matchByTable(this.tokens, folded, original, p.captureCount);
+    if (run.bt(0, 0)) return { captures: run.captures(original), exhausted: false, work: run.used };
+    let work = run.used;
+    if (!run.exhausted) return work === 0 ? NO_MATCH : { captures: null, exhausted: false, work };
+    if (!p.hasBackref) {
+      const r = matchByTable(this.tokens, folded, original, p.captureCount);
+      return { captures: r.captures, exhausted: false, work: work + r.work };
+    }
     // Back-matches: retry with failures memoised and a larger, hard budget.
     run.reset(folded, BACKREF_BUDGET, this.live);
-    if (run.bt(0, 0)) return { captures: run.captures(original), exhausted: false };
-    return run.exhausted ? EXHAUSTED : NO_MATCH;
+    const ok = run.bt(0, 0);
+    work += run.used;
+    return { captures: ok ? run.captures(original) : null, exhausted: !ok && run.exhausted, work };
   }
 }
 
@@ -193,6 +202,7 @@ export class Matcher {
 class MatchRun {
   exhausted = false;
   private budget = 0;
+  private start = 0;
   private text = '';
   private readonly capStart: Int32Array;
   private readonly capEnd: Int32Array;
@@ -211,9 +221,15 @@ class MatchRun {
   reset(text: string, budget: number, live: readonly (readonly number[])[] | null): void {
     this.text = text;
     this.budget = budget;
+    this.start = budget;
     this.exhausted = false;
     this.live = live;
     this.memo = live === null ? null : new Set();
+  }
+
+  /** Steps taken since the last reset. */
+  get used(): number {
+    return this.start - Math.max(this.budget, 0);
   }
 
   captures(original: string): string[] {
@@ -275,6 +291,7 @@ class MatchRun {
         const e = this.capEnd[t.ref] as number;
         const len = e - s;
         if (j + len > n) return false;
+        this.budget -= len >> 6; // long comparisons cost like the steps they stand for
         // substring is a cheap slice; startsWith compares natively (captures can be kilobytes).
         if (len > 0 && !text.startsWith(text.substring(s, e), j)) return false;
         return this.bt(i + 1, j + len);
@@ -400,7 +417,7 @@ function matchGlob(tokens: readonly PatternToken[], text: string, original: stri
     if (t.cap >= 0) caps[t.cap] = original.slice(j, end);
     j = end;
   }
-  return { captures: caps, exhausted: false };
+  return { captures: caps, exhausted: false, work: 0 };
 }
 
 /**
@@ -443,7 +460,8 @@ function matchByTable(tokens: readonly PatternToken[], text: string, original: s
         throw new Error('matchByTable: back-matches are handled by the backtracker');
     }
   }
-  if (reach[0] !== 1) return NO_MATCH;
+  const work = ((T + 1) * w) >> 6;
+  if (reach[0] !== 1) return { captures: null, exhausted: false, work };
   const caps: string[] = new Array<string>(capCount).fill('');
   let j = 0;
   for (let i = 0; i < T; i++) {
@@ -478,5 +496,5 @@ function matchByTable(tokens: readonly PatternToken[], text: string, original: s
     if (t.cap >= 0) caps[t.cap] = original.slice(j, j + len);
     j += len;
   }
-  return { captures: caps, exhausted: false };
+  return { captures: caps, exhausted: false, work };
 }
