@@ -86,8 +86,14 @@ export function runMappingBench(): void {
       mapSync(seed, p[0], p[1], { flags: p[2] });
     }),
   );
-  for (const p of SEED_PROBES.slice(0, 1)) {
-    results.push(bench(`(a) PORT_ACCESS external client (entry 3 + INTERNAL_IP)`, () => void mapSync(seed, p[0], p[1])));
+  for (const table of ['PORT_ACCESS', 'FROM_ACCESS', 'ORIG_SEND_ACCESS']) {
+    const mine = SEED_PROBES.filter((p) => p[0] === table);
+    results.push(
+      bench(`(a) ${table} only, ${mine.length} probes round-robin`, (i) => {
+        const p = mine[i % mine.length] as Probe;
+        mapSync(seed, p[0], p[1], { flags: p[2] });
+      }),
+    );
   }
 
   const N = 10_000;
@@ -106,10 +112,25 @@ export function runMappingBench(): void {
     results.push(bench(`(b) 10k entries ${label}: no match`, () => void mapSync(set, 'ORIG_SEND_ACCESS', absent), { batch: label === 'linear ' ? 10 : 1000 }));
   }
 
-  const hostile = compile(`HOSTILE\n  *a*a*a*a*a*a*a*a*a*b  $Nx\n\nFIELDS\n  *|*|*|*|*|*|*|*|*|*|x  $Nx\n`);
+  // Hostile: 4 KB probes that pass every quick check, against 10-star patterns. The first takes
+  // the linear literal-and-star path; `%` sends the others through the budgeted backtracker and
+  // then the DP matcher. The last has a back-match (bounded by its step budget, see compatibility.md).
+  const hostile = compile(
+    [
+      'GLOB\n  *a*a*a*a*a*a*a*a*a*a*b*  $Nx\n',
+      'DP\n  *a*a*a*a*a*a*a*a*a*a$D%b  $Nx\n',
+      'FIELDS\n  *|*|*|*|*|*|*|*|*|*|x%  $Nx\n',
+      'BACKREF\n  *|*|*|*|*|*|*|*@$7*  $Nx\n',
+    ].join('\n'),
+  );
   const as = 'a'.repeat(4096);
-  const bars = '|'.repeat(4096);
-  results.push(bench('(c) 4 KB of "a" vs *a*a*a*a*a*a*a*a*a*b (no match)', () => void mapSync(hostile, 'HOSTILE', as), { batch: 10 }));
-  results.push(bench('(c) 4 KB of "|" vs *|*|*|*|*|*|*|*|*|*|x (no match)', () => void mapSync(hostile, 'FIELDS', bars), { batch: 10 }));
+  const asb = 'a'.repeat(4095) + 'b';
+  const bars = '|'.repeat(4094) + 'xy';
+  const mixed = '|'.repeat(2000) + '@' + 'x'.repeat(2095);
+  const slow = { batch: 5, seconds: 1 };
+  results.push(bench('(c) 4 KB "a" vs *a*a*a*a*a*a*a*a*a*a*b* (no match)', () => void mapSync(hostile, 'GLOB', as), slow));
+  results.push(bench('(c) 4 KB "a…b" vs *a*a*a*a*a*a*a*a*a*a$D%b (no match, DP)', () => void mapSync(hostile, 'DP', asb), slow));
+  results.push(bench('(c) 4 KB "|" vs *|*|*|*|*|*|*|*|*|*|x% (no match, DP)', () => void mapSync(hostile, 'FIELDS', bars), slow));
+  results.push(bench('(c) 4 KB "|@x" vs back-match *|*|*|*|*|*|*|*@$7* (gives up)', () => void mapSync(hostile, 'BACKREF', mixed), slow));
   report(results);
 }

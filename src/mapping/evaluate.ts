@@ -157,37 +157,42 @@ function overBudget(ctx: Ctx): boolean {
   return ctx.work > MAX_WORK;
 }
 
+/** Tries one entry's pattern, charging the effort to the work budget. */
+function attempt(ctx: Ctx, e: CompiledEntry, folded: string, s: string, mask: number): string[] | null {
+  const m = e.matcher.match(folded, s, mask);
+  ctx.work += 1 + (s.length >> 6) + m.work;
+  if (m.exhausted) {
+    ctx.work += EXHAUSTED_COST;
+    note(ctx, {
+      code: 'match-budget',
+      message: `pattern ${e.pattern.source} gave up on a ${s.length}-character probe (back-match search limit); treated as not matching`,
+      entry: e.pos,
+    });
+  }
+  return m.captures;
+}
+
+/** Below this many entries left to try, the character-mask gate costs more than it saves. */
+const MASK_MIN_ENTRIES = 6;
+
 /** Finds the first entry ≥ from whose pattern matches s; null also when the work budget runs out. */
 function findEntry(ctx: Ctx, table: CompiledTable, s: string, from: number): { entry: CompiledEntry; caps: string[] } | null {
   const folded = foldAscii(s);
-  const mask = charMask(folded);
-  const cost = 1 + (s.length >> 6);
-  const attempt = (e: CompiledEntry): string[] | null => {
-    const m = e.matcher.match(folded, s, mask);
-    ctx.work += cost + m.work;
-    if (m.exhausted) {
-      ctx.work += EXHAUSTED_COST;
-      note(ctx, {
-        code: 'match-budget',
-        message: `pattern ${e.pattern.source} gave up on a ${s.length}-character probe (back-match search limit); treated as not matching`,
-        entry: e.pos,
-      });
-    }
-    return m.captures;
-  };
+  const entries = table.entries;
   if (table.index !== null) {
+    const mask = charMask(folded);
     let caps: string[] | null = null;
     const k = table.index.scan(folded, from, (k) => {
       if (overBudget(ctx)) return true;
-      caps = attempt(table.entries[k] as CompiledEntry);
+      caps = attempt(ctx, entries[k] as CompiledEntry, folded, s, mask);
       return caps !== null;
     });
-    return k < 0 || caps === null ? null : { entry: table.entries[k] as CompiledEntry, caps };
+    return k < 0 || caps === null ? null : { entry: entries[k] as CompiledEntry, caps };
   }
-  const entries = table.entries;
+  const mask = entries.length - from >= MASK_MIN_ENTRIES ? charMask(folded) : -1;
   for (let k = from; k < entries.length && !overBudget(ctx); k++) {
     const e = entries[k] as CompiledEntry;
-    const caps = attempt(e);
+    const caps = attempt(ctx, e, folded, s, mask);
     if (caps !== null) return { entry: e, caps };
   }
   return null;
@@ -458,7 +463,7 @@ function* runOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[
           return false;
         }
         const a: CalloutAnswer = yield { kind: 'routine', routine, image: op.image, name: op.routine, arg };
-        if (!(yield* acceptAnswer(ctx, entry, x, a, caps, depth, `${imageBaseName(op.image)},${op.routine}`))) return false;
+        if (!(isPlain(a) ? emit(ctx, entry, x, a.value, true) : yield* acceptAnswer(ctx, entry, x, a, caps, depth, () => `${imageBaseName(op.image)},${op.routine}`))) return false;
         break;
       }
       case 'domain': {
@@ -467,21 +472,21 @@ function* runOps(ctx: Ctx, entry: CompiledEntry, x: Expansion, ops: readonly Op[
         const attribute = yield* expandArg(ctx, entry, op.attribute, caps, depth);
         if (attribute === null) return false;
         const a: CalloutAnswer = yield { kind: 'domain', domain, attribute };
-        if (!(yield* acceptAnswer(ctx, entry, x, a, caps, depth, `$}${domain},${attribute}{`))) return false;
+        if (!(isPlain(a) ? emit(ctx, entry, x, a.value, true) : yield* acceptAnswer(ctx, entry, x, a, caps, depth, () => `$}${domain},${attribute}{`))) return false;
         break;
       }
       case 'general': {
         const key = yield* expandArg(ctx, entry, op.key, caps, depth);
         if (key === null) return false;
         const a: CalloutAnswer = yield { kind: 'general', key };
-        if (!(yield* acceptAnswer(ctx, entry, x, a, caps, depth, `\${${key}}`))) return false;
+        if (!(isPlain(a) ? emit(ctx, entry, x, a.value, true) : yield* acceptAnswer(ctx, entry, x, a, caps, depth, () => `\${${key}}`))) return false;
         break;
       }
       case 'url': {
         const url = yield* expandArg(ctx, entry, op.url, caps, depth);
         if (url === null) return false;
         const a: CalloutAnswer = yield { kind: 'url', url };
-        if (!(yield* acceptAnswer(ctx, entry, x, a, caps, depth, `$]${url}[`))) return false;
+        if (!(isPlain(a) ? emit(ctx, entry, x, a.value, true) : yield* acceptAnswer(ctx, entry, x, a, caps, depth, () => `$]${url}[`))) return false;
         break;
       }
       case 'sequence': {
@@ -517,7 +522,13 @@ function* expandArg(ctx: Ctx, entry: CompiledEntry, ops: readonly Op[], caps: re
  * Splices a callout's result into the output. Spec §3.6: the result is template text and is
  * scanned again, so a returned "$N..." or "$y" sets flags; nesting is capped at MAX_DEPTH.
  */
-function* acceptAnswer(ctx: Ctx, entry: CompiledEntry, x: Expansion, a: CalloutAnswer, caps: readonly string[], depth: number, what: string): Eval<boolean> {
+/** A successful answer with no "$" in it is inserted as is, without a generator step. */
+function isPlain(a: CalloutAnswer): a is { ok: true; value: string } {
+  return a.ok && typeof a.value === 'string' && !a.value.includes('$');
+}
+
+function* acceptAnswer(ctx: Ctx, entry: CompiledEntry, x: Expansion, a: CalloutAnswer, caps: readonly string[], depth: number, describe: () => string): Eval<boolean> {
+  const what = describe();
   if (!a.ok) {
     noteError(ctx, entry, a, what);
     return false;
@@ -578,20 +589,24 @@ export function mapSync(set: MappingSet, table: string, input: string, opts: Map
     const ctx = newCtx(set, opts);
     return finish(ctx, t, input, runTablePure(ctx, t, input, 0));
   }
-  const gen = evaluate(set, table, input, opts);
+  if (t === undefined) return missing(table, input, opts);
+  const ctx = newCtx(set, opts);
+  const gen = runTable(ctx, t, input, 0);
   let step = gen.next();
   while (!step.done) {
     const a = safeAnswer(set.services, step.value);
     if (isThenable(a)) throw new TypeError(`mapSync: the ${step.value.kind} callout answered asynchronously; use mapAsync`);
     step = gen.next(a);
   }
-  return step.value;
+  return finish(ctx, t, input, step.value);
 }
 
 /** Runs a mapping, awaiting callouts that answer with promises. A rejected promise fails the callout. */
 export async function mapAsync(set: MappingSet, table: string, input: string, opts: MapOptions = {}): Promise<MappingResult> {
-  if (set.table(table)?.pure) return mapSync(set, table, input, opts);
-  const gen = evaluate(set, table, input, opts);
+  const t = set.table(table);
+  if (t === undefined || t.pure) return mapSync(set, table, input, opts);
+  const ctx = newCtx(set, opts);
+  const gen = runTable(ctx, t, input, 0);
   let step = gen.next();
   while (!step.done) {
     let a = safeAnswer(set.services, step.value);
@@ -604,5 +619,5 @@ export async function mapAsync(set: MappingSet, table: string, input: string, op
     }
     step = gen.next(a);
   }
-  return step.value;
+  return finish(ctx, t, input, step.value);
 }
