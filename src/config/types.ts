@@ -1,0 +1,72 @@
+// The typed configuration every component reads. A ConfigSnapshot is built once by load.ts from a
+// configuration directory (msg.conf, mappings, imta.cnf), validated completely, and never changed:
+// a reload builds a new snapshot and swaps it in, or keeps the old one and reports the problems.
+
+import type { MappingProblem } from '../mapping/errors.js';
+import type { MappingSet } from '../mapping/index.js';
+import type { ImtaConfig } from './imta-cnf.js';
+
+/** A problem in any configuration file: file, line, column, severity, stable code, message. */
+export type ConfigProblem = MappingProblem;
+
+/** An IPv4 or IPv6 network, e.g. 10.0.0.0/8 or 2001:db8::/32; a bare address is a /32 or /128. */
+export interface Cidr {
+  readonly text: string;
+  readonly family: 4 | 6;
+  /** 16 bytes for IPv6, 4 for IPv4. */
+  readonly bytes: Uint8Array;
+  readonly prefix: number;
+}
+
+export interface Limits {
+  /** Largest message accepted, in bytes (advertised with SIZE). */
+  readonly maxMessageSize: number;
+  /** Recipients accepted per message; more get 452 4.5.3. */
+  readonly maxRecipients: number;
+  /** Connections open at once, all clients together; more are refused with 421. */
+  readonly maxConnections: number;
+  /** Connections open at once from one client address. */
+  readonly maxConnectionsPerIp: number;
+  /** Idle time allowed while waiting for a command (RFC 5321 §4.5.3.2: at least 5 minutes). */
+  readonly commandTimeoutMs: number;
+  /** Idle time allowed between data blocks during DATA/BDAT (RFC 5321: 3 minutes per block). */
+  readonly dataTimeoutMs: number;
+  /** Protocol errors (unknown commands, bad syntax) before the server hangs up with 421. */
+  readonly maxErrors: number;
+  /** Failed AUTH attempts per session before the server hangs up with 421. */
+  readonly maxAuthFailures: number;
+}
+
+export interface Options {
+  /** Name in the greeting, EHLO reply and Received headers. */
+  readonly hostname: string;
+  /** Addresses to listen on; empty means all addresses. */
+  readonly listenAddresses: readonly string[];
+  /** 0 disables a service. */
+  readonly ports: { readonly smtp: number; readonly submit: number; readonly smtps: number };
+  /** Absolute paths, or null when TLS is not configured (then STARTTLS is not offered and 465 is off). */
+  readonly tls: { readonly certFile: string | null; readonly keyFile: string | null };
+  /** Absolute path of the data directory: spool, directory store, logs, control socket. */
+  readonly dataDir: string;
+  readonly limits: Limits;
+  /** Hosts whose connections start with a PROXY protocol header (v1 or v2). */
+  readonly proxyHosts: readonly Cidr[];
+  /** Hosts allowed to use XCLIENT. */
+  readonly xclientHosts: readonly Cidr[];
+  /** Offer AUTH on connections without TLS (default false). */
+  readonly authWithoutTls: boolean;
+  /** Milliseconds to wait before the greeting; a client that talks first is an early talker. */
+  readonly greetingDelayMs: number;
+}
+
+export interface ConfigSnapshot {
+  /** Absolute path of the configuration directory. */
+  readonly dir: string;
+  readonly options: Options;
+  readonly mappings: MappingSet;
+  readonly imta: ImtaConfig;
+  /** Warnings found while loading (errors prevent a snapshot). */
+  readonly warnings: readonly ConfigProblem[];
+  /** When the snapshot was built (ms since the epoch). */
+  readonly loadedAt: number;
+}
