@@ -5,8 +5,11 @@ import { Command, CommanderError, Option } from 'commander';
 import type { CliIO, CommandSpec } from './command.js';
 import { EXIT } from './command.js';
 import { TEST_COMMANDS } from './test-commands.js';
+import { SERVER_COMMANDS } from './server-commands.js';
+import { CONFIG_COMMANDS } from './config-commands.js';
+import { DIRECTORY_COMMANDS } from './directory-commands.js';
 
-export const COMMANDS: readonly CommandSpec[] = [...TEST_COMMANDS];
+export const COMMANDS: readonly CommandSpec[] = [...SERVER_COMMANDS, ...CONFIG_COMMANDS, ...DIRECTORY_COMMANDS, ...TEST_COMMANDS];
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

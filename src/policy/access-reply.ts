@@ -7,6 +7,7 @@
 
 import type { AccessResult } from '../mapping/access.js';
 import { delayArgument } from '../mapping/access.js';
+import { encodeReply } from '../smtp/codes.js';
 import type { AccessActions, AccessTable, ReplyDelay, SmtpReply, Verdict } from './verdict.js';
 
 export const DEFAULT_REJECT_TEXT = 'Access denied';
@@ -82,9 +83,5 @@ export function accessVerdict(table: AccessTable, r: AccessResult, ctx: ReplyCon
 
 /** The wire form of a reply, CRLF-terminated; raw replies are sent exactly as written. */
 export function formatReply(reply: SmtpReply, raw: boolean): string {
-  if (raw) return reply.lines.map((l) => l + '\r\n').join('');
-  const n = reply.lines.length;
-  return reply.lines
-    .map((l, k) => `${reply.code}${k < n - 1 ? '-' : ' '}${reply.enhanced ? reply.enhanced + ' ' : ''}${l}\r\n`)
-    .join('');
+  return raw ? reply.lines.map((l) => l + '\r\n').join('') : encodeReply(reply);
 }

@@ -10,7 +10,17 @@ export type AccessTable =
   | 'ORIG_MAIL_ACCESS'
   | 'MAIL_ACCESS';
 
-export type VerdictReason = `mapping:${AccessTable}`;
+/**
+ * Why a verdict was given: the access table that decided, or one of the built-in checks. A closed
+ * set: these label transaction-log records and metrics.
+ */
+export type VerdictReason =
+  | `mapping:${AccessTable}`
+  | 'builtin:accept'
+  | 'builtin:relay-denied'
+  | 'builtin:unknown-recipient'
+  | 'builtin:auth-required'
+  | 'builtin:early-talker';
 
 /** An SMTP reply: basic code, optional RFC 3463 enhanced code, one or more text lines. */
 export interface SmtpReply {
@@ -40,6 +50,30 @@ export interface AccessActions {
   readonly syslogOnReject: string | null; // $>
   readonly tag: string | null; // $T
   readonly addHeader: string | null; // $A
+}
+
+/** No side effects: the actions of a plain accept. */
+export const NO_ACTIONS: AccessActions = {
+  hold: false,
+  bitbucket: false,
+  discard: false,
+  jettison: false,
+  novacation: false,
+  debugLevel: null,
+  replaceFrom: null,
+  replaceSender: null,
+  groupCheck: null,
+  syslogOnMatch: null,
+  syslogOnReject: null,
+  tag: null,
+  addHeader: null,
+};
+
+export const ACCEPT: Verdict = { kind: 'accept', reason: 'builtin:accept', delay: null, actions: NO_ACTIONS };
+
+/** A rejection by a built-in check (not an access table). */
+export function rejectWith(reason: VerdictReason, reply: SmtpReply, close = false): Verdict {
+  return { kind: 'reject', reason, reply, raw: false, close, temporary: reply.code < 500, delay: null, actions: NO_ACTIONS };
 }
 
 export type Verdict =

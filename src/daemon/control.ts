@@ -1,0 +1,114 @@
+// The local control socket: how administrator commands reach a running server (shared/
+// conventions.md: never by editing its files behind its back). A unix socket in the data
+// directory, mode 0600; one JSON object per line each way.
+//
+//   {"cmd":"reload"}            → {"ok":true,"warnings":[...]} | {"ok":false,"problems":[...]}
+//   {"cmd":"directory-reload"}  → {"ok":true} | {"ok":false,"error":"..."}
+//   {"cmd":"status"}            → {"ok":true,"pid":…,"connections":…,"configLoadedAt":"…"}
+
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+
+export const CONTROL_SOCKET = 'control.sock';
+
+export function controlSocketPath(dataDir: string): string {
+  return join(dataDir, CONTROL_SOCKET);
+}
+
+export type ControlRequest = { readonly cmd: 'reload' } | { readonly cmd: 'directory-reload' } | { readonly cmd: 'status' };
+export type ControlReply = { readonly ok: boolean } & Readonly<Record<string, unknown>>;
+
+export type ControlHandler = (req: ControlRequest) => Promise<ControlReply>;
+
+const MAX_REQUEST = 64 * 1024;
+
+function parseRequest(line: string): ControlRequest | null {
+  try {
+    const v = JSON.parse(line) as { cmd?: unknown };
+    if (v.cmd === 'reload' || v.cmd === 'directory-reload' || v.cmd === 'status') return { cmd: v.cmd };
+  } catch {
+    // fall through
+  }
+  return null;
+}
+
+/** Serves the control socket. A stale socket file from a crashed server is replaced. */
+export async function serveControl(dataDir: string, handle: ControlHandler): Promise<net.Server> {
+  const path = controlSocketPath(dataDir);
+  if (existsSync(path)) {
+    const alive = await new Promise<boolean>((resolve) => {
+      const c = net.connect(path, () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on('error', () => resolve(false));
+    });
+    if (alive) throw new Error(`another server is already running on ${path}`);
+    unlinkSync(path);
+  }
+  const server = net.createServer((sock) => {
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('error', () => undefined);
+    sock.on('data', (d: string) => {
+      buf += d;
+      if (buf.length > MAX_REQUEST) {
+        sock.end(JSON.stringify({ ok: false, error: 'request too large' }) + '\n');
+        return;
+      }
+      for (let nl = buf.indexOf('\n'); nl !== -1; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const req = parseRequest(line);
+        if (req === null) {
+          sock.write(JSON.stringify({ ok: false, error: 'unknown request' }) + '\n');
+          continue;
+        }
+        handle(req).then(
+          (rep) => sock.write(JSON.stringify(rep) + '\n'),
+          (err: unknown) => sock.write(JSON.stringify({ ok: false, error: err instanceof Error ? err.message : String(err) }) + '\n'),
+        );
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(path, 0o600);
+  return server;
+}
+
+/** Sends one request to a running server. Rejects when no server answers. */
+export function controlRequest(dataDir: string, req: ControlRequest, timeoutMs = 30_000): Promise<ControlReply> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(controlSocketPath(dataDir));
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('the server did not answer within ' + timeoutMs / 1000 + ' s'));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
+    sock.on('data', (d: string) => {
+      buf += d;
+      const nl = buf.indexOf('\n');
+      if (nl === -1) return;
+      clearTimeout(timer);
+      sock.end();
+      try {
+        resolve(JSON.parse(buf.slice(0, nl)) as ControlReply);
+      } catch {
+        reject(new Error('the server sent a malformed reply'));
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      reject(new Error(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `no server is running (no control socket at ${controlSocketPath(dataDir)})` : err.message));
+    });
+  });
+}

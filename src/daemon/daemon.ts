@@ -1,0 +1,193 @@
+// Wiring only: build the components from a configuration directory, start the listeners and the
+// control socket, and swap configurations on reload. A reload builds a complete new snapshot and
+// swaps it in at once, or keeps the running one and reports every problem; sessions in progress
+// are never dropped (each reads the current snapshot at its next decision).
+
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:net';
+import { join } from 'node:path';
+import tls from 'node:tls';
+import { loadConfig } from '../config/load.js';
+import type { ConfigProblem, ConfigSnapshot, Options } from '../config/types.js';
+import { cidrContains } from '../config/cidr.js';
+import { DirectoryStore } from '../directory/store.js';
+import type { Directory } from '../directory/types.js';
+import type { CalloutServices, DomainDirectory } from '../mapping/index.js';
+import { formatProblem } from '../mapping/index.js';
+import { BasicPolicy } from '../policy/basic-policy.js';
+import type { SessionPolicy } from '../policy/session-policy.js';
+import { Spool } from '../queue/spool.js';
+import { SmtpListeners } from '../smtp/server/listener.js';
+import type { ListenerEnv } from '../smtp/server/listener.js';
+import { jsonLogger } from '../telemetry/log.js';
+import type { Logger } from '../telemetry/log.js';
+import { serveControl } from './control.js';
+import type { ControlReply, ControlRequest } from './control.js';
+
+export interface DaemonOptions {
+  readonly configDir: string;
+  /** Extra log sink (the CLI passes standard error). */
+  readonly logSink?: { write(s: string): unknown };
+}
+
+export type StartResult =
+  | { readonly ok: true; readonly daemon: Daemon }
+  | { readonly ok: false; readonly problems: readonly ConfigProblem[]; readonly error?: string };
+
+function secureContext(o: Options): tls.SecureContext | null {
+  if (o.tls.certFile === null || o.tls.keyFile === null) return null;
+  return tls.createSecureContext({ cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile), minVersion: 'TLSv1.2' });
+}
+
+/** Settings that only take effect at start-up; a reload that changes them says so. */
+function restartOnly(a: Options, b: Options): string[] {
+  const out: string[] = [];
+  if (a.ports.smtp !== b.ports.smtp || a.ports.submit !== b.ports.submit || a.ports.smtps !== b.ports.smtps) out.push('service ports');
+  if (a.listenAddresses.join(',') !== b.listenAddresses.join(',')) out.push('service.listenaddr');
+  if (a.dataDir !== b.dataDir) out.push('store.datadir');
+  if ((a.tls.certFile === null) !== (b.tls.certFile === null) && a.ports.smtps !== 0) out.push('TLS on port 465');
+  return out;
+}
+
+export class Daemon {
+  private snapshot: ConfigSnapshot;
+  private tlsCtx: tls.SecureContext | null;
+  private control: Server | null = null;
+  private stopping = false;
+  readonly bound: { service: string; address: string; port: number }[] = [];
+
+  private constructor(
+    readonly configDir: string,
+    snapshot: ConfigSnapshot,
+    readonly directory: DirectoryStore,
+    readonly spool: Spool,
+    readonly log: Logger,
+    private readonly services: CalloutServices,
+    private readonly listeners: SmtpListeners,
+    private readonly policy: SessionPolicy,
+  ) {
+    this.snapshot = snapshot;
+    this.tlsCtx = secureContext(snapshot.options);
+  }
+
+  get config(): ConfigSnapshot {
+    return this.snapshot;
+  }
+
+  static async start(opts: DaemonOptions): Promise<StartResult> {
+    // Mapping callouts see the directory through this indirection: the store opens after the
+    // options (which name the data directory) are known.
+    let dirRef: DirectoryStore | null = null;
+    const domains: DomainDirectory = {
+      domainAttribute: (d, a) => (dirRef ? dirRef.domainAttribute(d, a) : { ok: false, error: 'directory not open' }),
+    };
+    const services: CalloutServices = { libraries: [], directory: domains };
+    const loaded = loadConfig(opts.configDir, { services });
+    if (!loaded.ok) return { ok: false, problems: loaded.problems };
+    const snapshot = loaded.snapshot;
+    const o = snapshot.options;
+    mkdirSync(join(o.dataDir, 'log'), { recursive: true, mode: 0o750 });
+    const sinks: { write(s: string): unknown }[] = [createWriteStream(join(o.dataDir, 'log', 'portcullis.log'), { flags: 'a', mode: 0o640 })];
+    if (opts.logSink) sinks.push(opts.logSink);
+    const log = jsonLogger(sinks);
+    const opened = await DirectoryStore.open(o.dataDir);
+    if (!opened.ok) return { ok: false, problems: [], error: opened.error.message };
+    const directory = opened.value;
+    dirRef = directory;
+    const spool = Spool.open(o.dataDir);
+    let daemon: Daemon | null = null;
+    const current = (): Daemon => daemon as Daemon;
+    const policy = new BasicPolicy(
+      () => current().directory,
+      () => current().snapshot.options,
+    );
+    const env: ListenerEnv = {
+      options: () => current().snapshot.options,
+      directory: (): Directory => current().directory,
+      policy: () => policy,
+      spool,
+      log,
+      now: () => new Date(),
+      xclientAllowed: (ip) => cidrContains(current().snapshot.options.xclientHosts, ip),
+      tlsContext: () => current().tlsCtx,
+    };
+    const listeners = new SmtpListeners(env, log);
+    daemon = new Daemon(opts.configDir, snapshot, directory, spool, log, services, listeners, policy);
+    for (const w of snapshot.warnings) log.log('warn', 'config-warning', { problem: formatProblem(w) });
+    try {
+      daemon.control = await serveControl(o.dataDir, (req) => current().handleControl(req));
+      daemon.bound.push(...(await listeners.listen(o)));
+    } catch (err) {
+      await daemon.stop(0);
+      return { ok: false, problems: [], error: err instanceof Error ? err.message : String(err) };
+    }
+    log.log('info', 'server-started', { pid: process.pid, config: opts.configDir, listening: daemon.bound.map((b) => `${b.service}@${b.address}:${b.port}`) });
+    return { ok: true, daemon };
+  }
+
+  /** Builds a new snapshot and swaps it in; on any error keeps the current one. */
+  reload(): { ok: true; warnings: string[] } | { ok: false; problems: string[] } {
+    const loaded = loadConfig(this.configDir, { services: this.services });
+    if (!loaded.ok) {
+      const problems = loaded.problems.map(formatProblem);
+      this.log.log('warn', 'config-reload-refused', { problems });
+      return { ok: false, problems };
+    }
+    let ctx: tls.SecureContext | null;
+    try {
+      ctx = secureContext(loaded.snapshot.options);
+    } catch (err) {
+      const problems = [`${loaded.snapshot.options.tls.certFile ?? 'TLS'}: ${err instanceof Error ? err.message : String(err)}`];
+      this.log.log('warn', 'config-reload-refused', { problems });
+      return { ok: false, problems };
+    }
+    const warnings = loaded.snapshot.warnings.map(formatProblem);
+    for (const what of restartOnly(this.snapshot.options, loaded.snapshot.options)) {
+      warnings.push(`${what} changed: takes effect after a restart`);
+    }
+    this.snapshot = loaded.snapshot;
+    this.tlsCtx = ctx;
+    this.log.log('info', 'config-reloaded', { warnings });
+    return { ok: true, warnings };
+  }
+
+  private async handleControl(req: ControlRequest): Promise<ControlReply> {
+    switch (req.cmd) {
+      case 'reload': {
+        const r = this.reload();
+        if (!r.ok) return { ok: false, problems: r.problems };
+        // `portcullis reload` also picks up hand edits of the directory file.
+        const d = await this.directory.reload();
+        const warnings = d.ok ? r.warnings : [...r.warnings, `directory not reloaded: ${d.error.message}`];
+        return { ok: true, warnings };
+      }
+      case 'directory-reload': {
+        const r = await this.directory.reload();
+        if (!r.ok) {
+          this.log.log('warn', 'directory-reload-failed', { error: r.error.message });
+          return { ok: false, error: r.error.message };
+        }
+        this.log.log('info', 'directory-reloaded', { domains: r.value.domains, users: r.value.users });
+        return { ok: true };
+      }
+      case 'status':
+        return {
+          ok: true,
+          pid: process.pid,
+          connections: this.listeners.connections,
+          configLoadedAt: new Date(this.snapshot.loadedAt).toISOString(),
+          listening: this.bound.map((b) => `${b.service}@${b.address}:${b.port}`),
+        };
+    }
+  }
+
+  /** Stops accepting, lets sessions finish for up to `graceMs`, closes the control socket. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.log('info', 'server-stopping', { graceMs });
+    await this.listeners.close(graceMs);
+    await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    this.log.log('info', 'server-stopped', {});
+  }
+}

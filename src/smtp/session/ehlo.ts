@@ -1,0 +1,52 @@
+// EHLO and HELO (RFC 5321 §4.1.1.1): record the client's name, reset any transaction, and list
+// the extensions on offer. STARTTLS is offered only where a certificate is configured and TLS is
+// not yet active; AUTH only over TLS unless smtp.authwithouttls allows it (RFC 4954 §4).
+
+import { reply } from '../codes.js';
+import type { Session } from './session.js';
+
+export function authOffered(s: Session): boolean {
+  return s.state.authUser === null && (s.state.tls !== null || s.options.authWithoutTls);
+}
+
+function validHeloName(name: string): boolean {
+  return name !== '' && !/\s/.test(name) && name.length <= 255;
+}
+
+export function handleEhlo(s: Session, arg: string): void {
+  const name = arg.trim();
+  if (!validHeloName(name)) {
+    s.protocolError(reply(501, '5.5.4', 'Syntax: EHLO hostname'));
+    return;
+  }
+  s.resetTransaction();
+  s.state.helo = name;
+  s.state.esmtp = true;
+  const o = s.options;
+  const lines = [
+    `${o.hostname} Hello ${name} [${s.state.clientIp}]`,
+    'PIPELINING',
+    `SIZE ${o.limits.maxMessageSize}`,
+    '8BITMIME',
+    'SMTPUTF8',
+    'ENHANCEDSTATUSCODES',
+    'DSN',
+    'CHUNKING',
+  ];
+  if (s.transport.canStartTls && s.state.tls === null) lines.push('STARTTLS');
+  if (authOffered(s)) lines.push('AUTH PLAIN LOGIN');
+  if (s.env.xclientAllowed(s.peer.ip)) lines.push('XCLIENT ADDR PORT NAME HELO PROTO LOGIN DESTADDR DESTPORT');
+  s.send({ code: 250, enhanced: null, lines });
+}
+
+export function handleHelo(s: Session, arg: string): void {
+  const name = arg.trim();
+  if (!validHeloName(name)) {
+    s.protocolError(reply(501, '5.5.4', 'Syntax: HELO hostname'));
+    return;
+  }
+  s.resetTransaction();
+  s.state.helo = name;
+  s.state.esmtp = false;
+  s.send({ code: 250, enhanced: null, lines: [`${s.options.hostname} Hello ${name} [${s.state.clientIp}]`] });
+}

@@ -1,0 +1,50 @@
+// RCPT TO (RFC 5321 §4.1.1.3): one recipient. Syntax and the recipient limit are checked here;
+// whether the recipient is acceptable (local user, relaying) is policy's.
+
+import { REPLY } from '../codes.js';
+import { parseParams, parsePath, rcptParams } from '../commands.js';
+import type { Session } from './session.js';
+
+export async function handleRcpt(s: Session, rest: string): Promise<void> {
+  const tx = s.state.tx;
+  if (tx === null) {
+    s.send(REPLY.needMail);
+    return;
+  }
+  if (tx.mode !== 'none') {
+    s.send(REPLY.badSequence);
+    return;
+  }
+  if (!/^TO:/i.test(rest)) {
+    s.protocolError({ code: 501, enhanced: '5.5.4', lines: ['Syntax: RCPT TO:<address>'] });
+    return;
+  }
+  const p = parsePath(rest.slice(3), false);
+  if (!p.ok) {
+    s.protocolError({ code: p.code, enhanced: p.enhanced, lines: [p.text] });
+    return;
+  }
+  const pp = parseParams(p.rest);
+  if (!pp.ok) {
+    s.protocolError({ code: pp.code, enhanced: pp.enhanced, lines: [pp.text] });
+    return;
+  }
+  const rp = rcptParams(pp.params);
+  if (!rp.ok) {
+    s.send({ code: rp.code, enhanced: rp.enhanced, lines: [rp.text] });
+    return;
+  }
+  if (p.path.utf8 && !tx.params.smtputf8) {
+    s.send(REPLY.utf8NotDeclared);
+    return;
+  }
+  if (tx.recipients.length >= s.options.limits.maxRecipients) {
+    s.send(REPLY.tooManyRecipients);
+    return;
+  }
+  const verdict = await s.env.policy().rcpt(s.facts(), tx.from, p.path, rp.rcpt);
+  if (await s.refuse(verdict)) return;
+  if (s.state.tx !== tx) return; // the session moved on (closed) while policy answered
+  tx.recipients.push({ path: p.path, params: rp.rcpt });
+  s.send(REPLY.recipientOk);
+}
