@@ -8,7 +8,8 @@ import { formatProblem } from '../mapping/index.js';
 import type { CalloutServices } from '../mapping/index.js';
 import { FileSequenceStore } from '../mapping/services/sequence-file.js';
 import { StaticDirectory } from '../mapping/services/static-directory.js';
-import { initConfig, STANDARD_PORTS, UNPRIVILEGED_PORTS } from '../config/init.js';
+import { STANDARD_PORTS, UNPRIVILEGED_PORTS } from '../config/init.js';
+import { initServer } from '../daemon/setup.js';
 import { CONFIG_FILES, loadConfig } from '../config/load.js';
 import { optionReference } from '../config/options.js';
 
@@ -44,7 +45,8 @@ export function configCommands(services: () => CalloutServices = checkServices):
     ],
     help: [
       'Writes DIR/msg.conf, DIR/mappings, DIR/imta.cnf and a self-signed certificate (DIR/tls/cert.pem,',
-      'DIR/tls/key.pem, valid 365 days) for the demo. DIR must not exist or be empty.',
+      'DIR/tls/key.pem, valid 365 days) for the demo, and makes the domain hosted in the directory store',
+      '(DIR/data). DIR must not exist or be empty.',
       'Exit status: 0 when written; 2 on bad arguments or a non-empty DIR; 1 when writing failed.',
     ].join('\n'),
     async run(io, args, raw) {
@@ -54,7 +56,7 @@ export function configCommands(services: () => CalloutServices = checkServices):
         say(io.stderr, 'portcullis: init needs the directory to write, e.g. portcullis init ./config --domain example.com');
         return EXIT.usage;
       }
-      const r = await initConfig(dir, {
+      const r = await initServer(dir, {
         domain: o.domain,
         hostname: o.hostname ?? osHostname(),
         ports: o.unprivileged ? UNPRIVILEGED_PORTS : STANDARD_PORTS,

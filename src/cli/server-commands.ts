@@ -1,43 +1,22 @@
 // `portcullis start`, `reload` and `status`: run the server in the foreground, and reach a running
 // one over its control socket (never by touching its files).
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { join, resolve } from 'node:path';
 import type { CommandSpec } from './command.js';
 import { EXIT, say } from './command.js';
 import { Daemon } from '../daemon/daemon.js';
 import { controlRequest } from '../daemon/control.js';
 import { formatProblem } from '../mapping/index.js';
-import { readOptions } from '../config/msgconf.js';
-import { CONFIG_FILES } from '../config/load.js';
-import { initConfig, UNPRIVILEGED_PORTS } from '../config/init.js';
-import { DirectoryStore } from '../directory/store.js';
-
-/** The data directory named by a configuration directory's msg.conf (or null, with a message). */
-function dataDirOf(configDir: string): { dir: string } | { error: string } {
-  const path = join(configDir, CONFIG_FILES.msgConf);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return { error: `cannot read ${path}` };
-  }
-  const r = readOptions(path, text, { configDir: resolve(configDir) });
-  if (r.options === null) return { error: r.problems.map(formatProblem).join('\n') };
-  return { dir: r.options.dataDir };
-}
+import { UNPRIVILEGED_PORTS } from '../config/init.js';
+import { dataDirOf, initServer } from '../daemon/setup.js';
 
 /** Writes a demo configuration (unprivileged ports) with its hosted domain in the directory. */
 async function initDemo(configDir: string, domain: string, out: NodeJS.WritableStream): Promise<string | null> {
-  const r = await initConfig(configDir, { domain, hostname: osHostname().includes('.') ? osHostname().toLowerCase() : 'localhost', ports: UNPRIVILEGED_PORTS });
+  const r = await initServer(configDir, { domain, hostname: osHostname().includes('.') ? osHostname().toLowerCase() : 'localhost', ports: UNPRIVILEGED_PORTS });
   if (!r.ok) return r.message;
   const data = dataDirOf(configDir);
   if ('error' in data) return data.error;
-  const store = await DirectoryStore.open(data.dir);
-  if (!store.ok) return store.error.message;
-  const added = await store.value.addDomain(domain);
-  if (!added.ok) return added.error.message;
   out.write(
     [
       `Created a demo configuration in ${configDir} for ${domain} (ports ${UNPRIVILEGED_PORTS.smtp}, ${UNPRIVILEGED_PORTS.submit}, ${UNPRIVILEGED_PORTS.smtps}).`,

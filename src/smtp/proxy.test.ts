@@ -13,7 +13,7 @@ test('PROXY v1 TCP4/TCP6/UNKNOWN, byte by byte', () => {
 });
 
 test('PROXY v1 malformed headers are errors, not guesses', () => {
-  for (const bad of ['PROXY TCP4 1.2.3.4 5.6.7.8 99999 25\r\n', 'PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n', 'PROXY TCP5 a b 1 2\r\n', 'EHLO x\r\n', 'PROXY ' + 'x'.repeat(200)]) {
+  for (const bad of ['PROXY TCP4 1.2.3.4 5.6.7.8 99999 25\r\n', 'PROXY TCP4 1.2.3 5.6.7.8 1 2\r\n', 'PROXY TCP4 999.1.1.1 5.6.7.8 1 2\r\n', 'PROXY TCP5 a b 1 2\r\n', 'EHLO x\r\n', 'PROXY ' + 'x'.repeat(200)]) {
     assert.equal(parseProxyHeader(Buffer.from(bad)).status, 'error', bad);
   }
 });

@@ -32,8 +32,8 @@ function parseV1(buf: Buffer): ProxyParse {
   if (f[1] === 'UNKNOWN') return { status: 'ok', consumed: end + 2, source: null, dest: null };
   if (f.length !== 6 || (f[1] !== 'TCP4' && f[1] !== 'TCP6')) return { status: 'error', message: `bad PROXY v1 header: ${line.slice(0, 60)}` };
   const [, fam, src = '', dst = '', sport = '', dport = ''] = f;
-  const v4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-  const okAddr = (a: string): boolean => (fam === 'TCP4' ? v4.test(a) : /^[0-9a-fA-F:.]+$/.test(a) && a.includes(':'));
+  const v4 = (a: string): boolean => /^\d{1,3}(\.\d{1,3}){3}$/.test(a) && a.split('.').every((o) => Number(o) <= 255);
+  const okAddr = (a: string): boolean => (fam === 'TCP4' ? v4(a) : /^[0-9a-fA-F:.]+$/.test(a) && a.includes(':'));
   const okPort = (p: string): boolean => /^\d{1,5}$/.test(p) && Number(p) <= 65535;
   if (!okAddr(src) || !okAddr(dst) || !okPort(sport) || !okPort(dport)) return { status: 'error', message: `bad PROXY v1 addresses: ${line.slice(0, 60)}` };
   return { status: 'ok', consumed: end + 2, source: { ip: src.toLowerCase(), port: Number(sport) }, dest: { ip: dst.toLowerCase(), port: Number(dport) } };

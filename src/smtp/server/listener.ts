@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import type { Options } from '../../config/types.js';
 import { cidrContains } from '../../config/cidr.js';
 import type { ServiceName, TlsFacts } from '../../policy/session-policy.js';
+import type { SmtpReply } from '../../policy/verdict.js';
 import type { Logger } from '../../telemetry/log.js';
 import { encodeReply, REPLY } from '../codes.js';
 import { parseProxyHeader } from '../proxy.js';
@@ -151,6 +152,8 @@ interface Counters {
 export class SmtpListeners {
   private readonly servers: net.Server[] = [];
   private readonly sockets = new Set<net.Socket>();
+  /** Sessions in progress, so that shutdown can tell each over its own transport (TLS or not). */
+  private readonly sessions = new Set<Session>();
   private readonly counters: Counters = { total: 0, perIp: new Map() };
   private draining = false;
 
@@ -196,13 +199,17 @@ export class SmtpListeners {
   /** Stops accepting; sessions in progress get `graceMs` to finish, then are told 421 and closed. */
   async close(graceMs: number): Promise<void> {
     this.draining = true;
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    // Stop accepting. (The callback of net.Server#close only runs once every connection has
+    // ended, so waiting for it here would hold shutdown until the last client leaves.)
+    for (const s of this.servers) s.close();
     const deadline = Date.now() + graceMs;
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    for (const s of this.sockets) {
-      if (!s.destroyed) s.end(encodeReply(REPLY.shuttingDown));
-      setTimeout(() => s.destroy(), 1000).unref();
+    // The 421 goes through the session so that a TLS session gets it inside TLS.
+    for (const session of this.sessions) {
+      session.send(REPLY.shuttingDown);
+      session.close();
     }
+    for (const s of this.sockets) setTimeout(() => s.destroy(), 1000).unref();
   }
 
   private accept(service: ServiceName, sock: net.Socket): void {
@@ -214,33 +221,57 @@ export class SmtpListeners {
     sock.on('error', () => undefined); // reset by peer etc.: 'close' follows
     const o = this.env.options();
     const c = this.counters;
-    const mine = (c.perIp.get(peerIp) ?? 0) + 1;
-    if (this.draining || c.total >= o.limits.maxConnections || mine > o.limits.maxConnectionsPerIp) {
-      const rep = this.draining ? REPLY.shuttingDown : c.total >= o.limits.maxConnections ? REPLY.tooManyConnections : REPLY.tooManyFromYou;
-      this.log.log('warn', 'smtp-connection-refused', { client: peerIp, service, reason: rep.lines[0] ?? '' });
+    // Behind a trusted proxy every client arrives from the proxy's address: the per-address limit
+    // applies to the client its PROXY header names (checked once the header is read).
+    const viaProxy = cidrContains(o.proxyHosts, peerIp);
+    const perIpFull = (ip: string): boolean => (c.perIp.get(ip) ?? 0) + 1 > o.limits.maxConnectionsPerIp;
+    const refuse = (client: string, rep: SmtpReply): void => {
+      this.log.log('warn', 'smtp-connection-refused', { client, service, reason: rep.lines[0] ?? '' });
       sock.end(encodeReply(rep));
       setTimeout(() => sock.destroy(), 2000).unref();
+    };
+    if (this.draining || c.total >= o.limits.maxConnections || (!viaProxy && perIpFull(peerIp))) {
+      refuse(peerIp, this.draining ? REPLY.shuttingDown : c.total >= o.limits.maxConnections ? REPLY.tooManyConnections : REPLY.tooManyFromYou);
       return;
     }
     c.total++;
-    c.perIp.set(peerIp, mine);
     this.sockets.add(sock);
+    /** The address counted against the per-address limit, once known. */
+    let counted: string | null = null;
+    const count = (ip: string): void => {
+      counted = ip;
+      c.perIp.set(ip, (c.perIp.get(ip) ?? 0) + 1);
+    };
     let released = false;
     sock.once('close', () => {
       if (released) return;
       released = true;
       c.total--;
-      const n = (c.perIp.get(peerIp) ?? 1) - 1;
-      if (n <= 0) c.perIp.delete(peerIp);
-      else c.perIp.set(peerIp, n);
+      if (counted !== null) {
+        const n = (c.perIp.get(counted) ?? 1) - 1;
+        if (n <= 0) c.perIp.delete(counted);
+        else c.perIp.set(counted, n);
+      }
       this.sockets.delete(sock);
     });
     const start = (raw: net.Socket, client: { ip: string; port: number }, leftover: Buffer | null): void => {
       if (service === 'smtps') this.startImplicitTls(raw, service, { ip: localIp, port: localPort }, { ip: peerIp, port: peerPort }, client, leftover);
       else this.startSession(raw, service, { ip: localIp, port: localPort }, { ip: peerIp, port: peerPort }, client, null, leftover);
     };
-    if (cidrContains(o.proxyHosts, peerIp)) this.readProxyHeader(sock, (client, leftover) => start(sock, client ?? { ip: peerIp, port: peerPort }, leftover));
-    else start(sock, { ip: peerIp, port: peerPort }, null);
+    if (!viaProxy) {
+      count(peerIp);
+      start(sock, { ip: peerIp, port: peerPort }, null);
+      return;
+    }
+    this.readProxyHeader(sock, (named, leftover) => {
+      const client = named ?? { ip: peerIp, port: peerPort };
+      if (perIpFull(client.ip)) {
+        refuse(client.ip, REPLY.tooManyFromYou);
+        return;
+      }
+      count(client.ip);
+      start(sock, client, leftover);
+    });
   }
 
   /** A trusted proxy must start with a PROXY header; anything else ends the connection. */
@@ -305,7 +336,11 @@ export class SmtpListeners {
     const transport = new SocketTransport(sock, this.env);
     const session = new Session(transport, this.env, service, local, peer, client, tlsInfo);
     transport.attach(session);
-    sock.once('close', () => session.closed());
+    this.sessions.add(session);
+    sock.once('close', () => {
+      this.sessions.delete(session);
+      session.closed();
+    });
     if (leftover) session.receive(leftover);
     void session.start();
   }

@@ -125,11 +125,13 @@ function checkBdatLines(tx: Transaction, chunk: Buffer): void {
 }
 
 /** Looks at the header block as it arrives and adds a Message-ID if it has none (RFC 5322 §3.6.4). */
-function watchHeaders(s: Session, tx: Transaction, chunk: Buffer): void {
-  tx.headerSeen.push(chunk);
+function watchHeaders(s: Session, tx: Transaction, chunk: Buffer | null): void {
+  if (chunk !== null) tx.headerSeen.push(chunk);
   const head = Buffer.concat(tx.headerSeen);
   const end = head.indexOf('\r\n\r\n');
-  const complete = end !== -1 || head.length >= 65536 || head.indexOf('\r\n') === 0;
+  // At the end of the content (chunk null) whatever was seen is the whole header block: a message
+  // may have no body and so no blank line.
+  const complete = chunk === null || end !== -1 || head.length >= 65536 || head.indexOf('\r\n') === 0;
   if (!complete) return;
   tx.headerDone = true;
   const block = (end === -1 ? head : head.subarray(0, end + 2)).toString('latin1');
@@ -182,6 +184,7 @@ function contentRefusal(tx: Transaction): SmtpReply | null {
 async function finish(s: Session, tx: Transaction): Promise<void> {
   const body = tx.body;
   const refused = contentRefusal(tx);
+  if (refused === null && body !== null && !tx.headerDone) watchHeaders(s, tx, null);
   if (refused !== null || body === null) {
     s.env.log.log('info', 'smtp-message-refused', {
       client: s.state.clientIp,
@@ -204,7 +207,8 @@ async function finish(s: Session, tx: Transaction): Promise<void> {
     id: body.id,
     receivedAt: s.env.now().toISOString(),
     sender: tx.from.address,
-    senderParams: { ...tx.params },
+    // RFC 4954 §5: an AUTH= claim from a client that has not authenticated is treated as AUTH=<>.
+    senderParams: { ...tx.params, auth: st.authUser === null && tx.params.auth !== null ? '' : tx.params.auth },
     recipients: tx.recipients.map((r) => ({ address: r.path.address, orcpt: r.params.orcpt, notify: r.params.notify, channel: null, status: 'pending' })),
     sourceChannel: s.channel(),
     service: s.service,

@@ -10,7 +10,9 @@ export function authOffered(s: Session): boolean {
 }
 
 function validHeloName(name: string): boolean {
-  return name !== '' && !/\s/.test(name) && name.length <= 255;
+  // Control characters (NUL, ESC, ...) would be copied into our Received: header.
+  // eslint-disable-next-line no-control-regex
+  return name !== '' && !/[\s\x00-\x1f\x7f]/.test(name) && name.length <= 255;
 }
 
 export function handleEhlo(s: Session, arg: string): void {

@@ -2,6 +2,7 @@
 // only from configured hosts: behind a firewall or proxy the MTA must still see the real client).
 
 import { REPLY, reply } from '../codes.js';
+import { decodeXtext } from '../commands.js';
 import type { Session } from './session.js';
 
 const XCLIENT_ATTRS = new Set(['ADDR', 'PORT', 'NAME', 'HELO', 'PROTO', 'LOGIN', 'DESTADDR', 'DESTPORT']);
@@ -57,7 +58,14 @@ function xclient(s: Session, rest: string): void {
       s.protocolError(reply(501, '5.5.4', `Bad XCLIENT attribute: ${word}`));
       return;
     }
-    const value = decodeURIComponent(word.slice(eq + 1).replace(/\+([0-9A-Fa-f]{2})/g, '%$1'));
+    // Values are xtext (RFC 3461 §4: "+XX" escapes). Control characters would end up in our
+    // Received: header (CR LF: header injection), so they are refused.
+    const value = decodeXtext(word.slice(eq + 1));
+    // eslint-disable-next-line no-control-regex
+    if (value === null || /[\x00-\x1f\x7f]/.test(value)) {
+      s.protocolError(reply(501, '5.5.4', `Bad XCLIENT attribute value: ${word}`));
+      return;
+    }
     attrs.set(key, value);
   }
   const addr = attrs.get('ADDR');

@@ -43,7 +43,10 @@ export async function handleRcpt(s: Session, rest: string): Promise<void> {
     return;
   }
   const verdict = await s.env.policy().rcpt(s.facts(), tx.from, p.path, rp.rcpt);
-  if (await s.refuse(verdict)) return;
+  if (await s.refuse(verdict)) {
+    if (verdict.kind === 'reject' && !verdict.temporary) s.noteRefusal();
+    return;
+  }
   if (s.state.tx !== tx) return; // the session moved on (closed) while policy answered
   tx.recipients.push({ path: p.path, params: rp.rcpt });
   s.send(REPLY.recipientOk);

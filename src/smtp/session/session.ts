@@ -212,11 +212,33 @@ export class Session {
   }
 
   armCommandTimer(): void {
+    this.dataDeadline = null;
     this.transport.setTimer(this.options.limits.commandTimeoutMs, () => this.timeout(REPLY.commandTimeout));
   }
 
+  /**
+   * While content arrives, each block re-arms the data timer (RFC 5321 §4.5.3.2.6), but the whole
+   * DATA/BDAT phase of a message must end within ten data timeouts, so a client dribbling a byte
+   * per interval cannot hold a connection forever.
+   */
   armDataTimer(): void {
-    this.transport.setTimer(this.options.limits.dataTimeoutMs, () => this.timeout(REPLY.dataTimeout));
+    const limit = this.options.limits.dataTimeoutMs;
+    const now = Date.now();
+    this.dataDeadline ??= now + 10 * limit;
+    const ms = Math.max(1, Math.min(limit, this.dataDeadline - now));
+    this.transport.setTimer(ms, () => this.timeout(REPLY.dataTimeout));
+  }
+
+  /** Set when message content starts; cleared when the session is back to commands. */
+  private dataDeadline: number | null = null;
+
+  /** Counts a refused recipient or sender: a client probing for addresses runs into the error limit. */
+  noteRefusal(): void {
+    this.state.errors++;
+    if (this.state.errors >= this.options.limits.maxErrors) {
+      this.send(REPLY.tooManyErrors);
+      this.close();
+    }
   }
 
   private timeout(rep: SmtpReply): void {

@@ -22,6 +22,8 @@ export async function handleStartTls(s: Session, arg: string): Promise<void> {
   const dropped = s.decoder.discardBuffered();
   if (dropped > 0) s.env.log.log('warn', 'smtp-starttls-pipelined', { client: s.state.clientIp, bytes: dropped });
   s.transport.uncork();
+  // No plaintext 421 may land in the middle of a handshake: the transport bounds it instead.
+  s.transport.setTimer(0, () => undefined);
   const tls = await s.transport.startTls();
   if (tls === null) {
     s.env.log.log('info', 'smtp-tls-failed', { client: s.state.clientIp });
@@ -33,5 +35,6 @@ export async function handleStartTls(s: Session, arg: string): Promise<void> {
   s.state.helo = null;
   s.state.esmtp = false;
   s.state.authUser = null;
+  s.armCommandTimer();
   s.transport.cork();
 }
