@@ -1,8 +1,10 @@
 // `npm run bench [name...]`: runs the named benchmarks (all by default).
 import { runMappingBench } from './mapping.bench.js';
+import { runSmtpBench } from './smtp.bench.js';
 
-const SUITES: Record<string, () => void> = {
+const SUITES: Record<string, () => void | Promise<void>> = {
   mapping: runMappingBench,
+  smtp: runSmtpBench,
 };
 
 const wanted = process.argv.slice(2);
@@ -14,5 +16,5 @@ for (const name of wanted.length ? wanted : Object.keys(SUITES)) {
     break;
   }
   console.log(`# ${name}`);
-  suite();
+  await suite();
 }

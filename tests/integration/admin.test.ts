@@ -218,10 +218,10 @@ describe('reload', () => {
   });
 });
 
-test('the server reported no internal faults and left no debris in the spool', () => {
+test('the server reported no internal faults and left no debris in the spool', async () => {
   assert.ok(server.running, 'server still running');
   assert.deepEqual(server.faults(), []);
-  assert.deepEqual(server.spoolDebris(), [], 'no partial files left in the queue');
+  assert.deepEqual(await server.settledDebris(), [], 'no partial files left in the queue');
 });
 
 test('SIGTERM: no new connections, sessions in progress are still served, then told 421 4.3.2 (inside TLS for a TLS session); exit 0', async () => {

@@ -289,28 +289,48 @@ export class Server {
     return waitFor(`log event ${event}`, () => this.logs().find((r) => r.event === event && pred(r)), timeoutMs);
   }
 
-  /** Committed messages (a message exists once its .json does), oldest first. */
+  /** Committed messages (a message exists once its .msg does), oldest first. */
   spoolIds(): string[] {
     if (!existsSync(this.queueDir)) return [];
     return readdirSync(this.queueDir)
-      .filter((n) => n.endsWith('.json'))
-      .map((n) => n.slice(0, -5))
+      .filter((n) => n.endsWith('.msg'))
+      .map((n) => n.slice(0, -4))
       .sort();
   }
 
-  /** Files in the queue that are not part of a committed message (partial bodies, temp envelopes). */
+  /**
+   * Waits until the queue holds only committed messages: a refused or abandoned message's spill
+   * file is removed asynchronously, just after the connection ends. Returns what is left.
+   */
+  async settledDebris(timeoutMs = 3000): Promise<string[]> {
+    try {
+      await waitFor('the queue to hold only committed messages', () => (this.spoolDebris().length === 0 ? true : undefined), timeoutMs);
+    } catch {
+      // fall through: report what is left
+    }
+    return this.spoolDebris();
+  }
+
+  /** Files in the queue that are not part of a committed message (partial bodies, temp files). */
   spoolDebris(): string[] {
     if (!existsSync(this.queueDir)) return [];
     const names = new Set(readdirSync(this.queueDir));
-    return [...names].filter((n) => !(n.endsWith('.json') && names.has(`${n.slice(0, -5)}.eml`)) && !(n.endsWith('.eml') && names.has(`${n.slice(0, -4)}.json`)));
+    return [...names].filter((n) => !n.endsWith('.msg'));
+  }
+
+  /** docs/spool.md: line 1 of <id>.msg is the envelope, the message follows. */
+  private messageFile(id: string): string {
+    return readFileSync(join(this.queueDir, `${id}.msg`), 'latin1');
   }
 
   envelope(id: string): Envelope {
-    return JSON.parse(readFileSync(join(this.queueDir, `${id}.json`), 'utf8')) as Envelope;
+    const text = this.messageFile(id);
+    return JSON.parse(Buffer.from(text.slice(0, text.indexOf('\n')), 'latin1').toString('utf8')) as Envelope;
   }
 
   body(id: string): string {
-    return readFileSync(join(this.queueDir, `${id}.eml`), 'utf8');
+    const text = this.messageFile(id);
+    return Buffer.from(text.slice(text.indexOf('\n') + 1), 'latin1').toString('utf8');
   }
 
   /** The message id in a "250 2.0.0 OK id=..." reply. */

@@ -168,8 +168,8 @@ test('too many protocol errors (smtp.maxerrors = 5): the fifth gets 421 4.7.0 an
   }
 });
 
-test('the server reported no internal faults and left no debris in the spool', () => {
+test('the server reported no internal faults and left no debris in the spool', async () => {
   assert.ok(server.running, 'server still running');
   assert.deepEqual(server.faults(), []);
-  assert.deepEqual(server.spoolDebris(), [], 'no partial files left in the queue');
+  assert.deepEqual(await server.settledDebris(), [], 'no partial files left in the queue');
 });

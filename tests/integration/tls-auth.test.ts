@@ -380,8 +380,8 @@ describe('AUTH', () => {
   });
 });
 
-test('the server reported no internal faults and left no debris in the spool', () => {
+test('the server reported no internal faults and left no debris in the spool', async () => {
   assert.ok(server.running, 'server still running');
   assert.deepEqual(server.faults(), []);
-  assert.deepEqual(server.spoolDebris(), [], 'no partial files left in the queue');
+  assert.deepEqual(await server.settledDebris(), [], 'no partial files left in the queue');
 });
