@@ -327,8 +327,12 @@ function checkParseRobust(text: string, includes: Readonly<Record<string, string
   }
 }
 
-/** Generous bound for one mapping call: catches hangs, not slowness. */
-const CALL_BUDGET_MS = 200;
+/**
+ * Generous bound for one mapping call: catches hangs, not slowness. The engine's work budget keeps
+ * the worst cases near 70 ms on an idle core; the suite runs beside the integration tests on two
+ * cores, so the bound leaves room for a busy machine.
+ */
+const CALL_BUDGET_MS = 2000;
 
 /** Property 4: evaluating a compiled file never throws, stays within MAX_OUTPUT and finishes. */
 function checkEvalRobust(text: string, table: string, probe: string, flags: number, seed: number): boolean {
