@@ -14,7 +14,8 @@
 // malformed argument is an error, an unknown keyword a warning (it is ignored).
 
 import type { SourcePos } from '../mapping/errors.js';
-import { LogicalLine } from '../mapping/file-parse.js';
+import { logicalLines } from '../mapping/file-parse.js';
+import type { LogicalLine } from '../mapping/file-parse.js';
 import type { ConfigProblem } from './types.js';
 
 export interface RewriteRule {
@@ -133,45 +134,6 @@ function tokenize(text: string, quotes: boolean, onError: (offset: number, messa
     while (i < text.length && text[i] !== ' ' && text[i] !== '\t') i++;
     out.push({ text: text.slice(start, i), offset: start, quoted: false });
   }
-  return out;
-}
-
-/** A trailing "\" continues the line unless it is the `$\` metacharacter (an odd run of "$" before it). */
-function continues(piece: string): boolean {
-  if (!piece.endsWith('\\')) return false;
-  let dollars = 0;
-  for (let i = piece.length - 2; i >= 0 && piece[i] === '$'; i--) dollars++;
-  return dollars % 2 === 0;
-}
-
-function logicalLines(file: string, text: string, problems: ConfigProblem[]): LogicalLine[] {
-  const physical = text.replace(/^\uFEFF/, '').split('\n');
-  if (physical[physical.length - 1] === '') physical.pop();
-  const out: LogicalLine[] = [];
-  let buf = '';
-  let segs: { offset: number; line: number; col: number }[] = [];
-  physical.forEach((rawLine, k) => {
-    const raw = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
-    let piece = raw;
-    let col = 1;
-    if (segs.length > 0) {
-      const lead = raw.length - raw.trimStart().length;
-      piece = raw.slice(lead);
-      col = lead + 1;
-    }
-    segs.push({ offset: buf.length, line: k + 1, col });
-    if (continues(piece)) {
-      buf += piece.slice(0, -1);
-      if (k === physical.length - 1) {
-        problems.push({ file, line: k + 1, col: raw.length, severity: 'error', code: 'continuation-at-eof', message: 'the last line ends with "\\" but nothing follows to continue it' });
-        out.push(new LogicalLine(file, buf, segs));
-      }
-      return;
-    }
-    out.push(new LogicalLine(file, buf + piece, segs));
-    buf = '';
-    segs = [];
-  });
   return out;
 }
 

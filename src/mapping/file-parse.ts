@@ -78,9 +78,12 @@ function prob(pos: SourcePos, code: string, message: string, severity: 'error' |
   return { ...pos, severity, code, message };
 }
 
-/** Splits text into physical lines (LF or CRLF) and joins continuations. */
-function logicalLines(file: string, text: string, problems: MappingProblem[]): LogicalLine[] {
-  const physical = text.split('\n');
+/**
+ * Splits text into physical lines (LF or CRLF) and joins continuations (§1.4). Shared by every
+ * configuration file written in the Messaging Server style (mappings, imta.cnf).
+ */
+export function logicalLines(file: string, text: string, problems: MappingProblem[]): LogicalLine[] {
+  const physical = text.replace(/^\uFEFF/, '').split('\n');
   if (physical.length > 0 && physical[physical.length - 1] === '') physical.pop();
   const out: LogicalLine[] = [];
   let buf = '';

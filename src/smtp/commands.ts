@@ -242,3 +242,18 @@ export function rcptParams(params: Params): Ok<{ rcpt: RcptParams }> | ParseErro
   }
   return { ok: true, rcpt: { notify, orcpt } };
 }
+
+/**
+ * The argument of MAIL FROM:/RCPT TO:: the keyword, the path, then parameters. Returns the path and
+ * raw parameters, or the error reply to give.
+ */
+export function parsePathCommand(rest: string, keyword: 'FROM:' | 'TO:', allowNull: boolean): Ok<{ path: Path; params: Params }> | ParseError {
+  if (rest.slice(0, keyword.length).toUpperCase() !== keyword) {
+    return fail(501, '5.5.4', keyword === 'FROM:' ? 'Syntax: MAIL FROM:<address>' : 'Syntax: RCPT TO:<address>');
+  }
+  const p = parsePath(rest.slice(keyword.length), allowNull);
+  if (!p.ok) return p;
+  const pp = parseParams(p.rest);
+  if (!pp.ok) return pp;
+  return { ok: true, path: p.path, params: pp.params };
+}

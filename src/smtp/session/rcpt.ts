@@ -2,7 +2,7 @@
 // whether the recipient is acceptable (local user, relaying) is policy's.
 
 import { REPLY } from '../codes.js';
-import { parseParams, parsePath, rcptParams } from '../commands.js';
+import { parsePathCommand, rcptParams } from '../commands.js';
 import type { Session } from './session.js';
 
 export async function handleRcpt(s: Session, rest: string): Promise<void> {
@@ -15,26 +15,17 @@ export async function handleRcpt(s: Session, rest: string): Promise<void> {
     s.send(REPLY.badSequence);
     return;
   }
-  if (!/^TO:/i.test(rest)) {
-    s.protocolError({ code: 501, enhanced: '5.5.4', lines: ['Syntax: RCPT TO:<address>'] });
+  const c = parsePathCommand(rest, 'TO:', false);
+  if (!c.ok) {
+    s.protocolError({ code: c.code, enhanced: c.enhanced, lines: [c.text] });
     return;
   }
-  const p = parsePath(rest.slice(3), false);
-  if (!p.ok) {
-    s.protocolError({ code: p.code, enhanced: p.enhanced, lines: [p.text] });
-    return;
-  }
-  const pp = parseParams(p.rest);
-  if (!pp.ok) {
-    s.protocolError({ code: pp.code, enhanced: pp.enhanced, lines: [pp.text] });
-    return;
-  }
-  const rp = rcptParams(pp.params);
+  const rp = rcptParams(c.params);
   if (!rp.ok) {
     s.send({ code: rp.code, enhanced: rp.enhanced, lines: [rp.text] });
     return;
   }
-  if (p.path.utf8 && !tx.params.smtputf8) {
+  if (c.path.utf8 && !tx.params.smtputf8) {
     s.send(REPLY.utf8NotDeclared);
     return;
   }
@@ -42,12 +33,12 @@ export async function handleRcpt(s: Session, rest: string): Promise<void> {
     s.send(REPLY.tooManyRecipients);
     return;
   }
-  const verdict = await s.env.policy().rcpt(s.facts(), tx.from, p.path, rp.rcpt);
+  const verdict = await s.env.policy().rcpt(s.facts(), tx.from, c.path, rp.rcpt);
   if (await s.refuse(verdict)) {
     if (verdict.kind === 'reject' && !verdict.temporary) s.noteRefusal();
     return;
   }
   if (s.state.tx !== tx) return; // the session moved on (closed) while policy answered
-  tx.recipients.push({ path: p.path, params: rp.rcpt });
+  tx.recipients.push({ path: c.path, params: rp.rcpt });
   s.send(REPLY.recipientOk);
 }
