@@ -176,8 +176,7 @@ function attempt(ctx: Ctx, e: CompiledEntry, folded: string, s: string, mask: nu
 const MASK_MIN_ENTRIES = 6;
 
 /** Finds the first entry ≥ from whose pattern matches s; null also when the work budget runs out. */
-function findEntry(ctx: Ctx, table: CompiledTable, s: string, from: number): { entry: CompiledEntry; caps: string[] } | null {
-  const folded = foldAscii(s);
+function findEntry(ctx: Ctx, table: CompiledTable, s: string, folded: string, from: number): { entry: CompiledEntry; caps: string[] } | null {
   const entries = table.entries;
   if (table.index !== null) {
     const mask = charMask(folded);
@@ -204,6 +203,9 @@ function findEntry(ctx: Ctx, table: CompiledTable, s: string, from: number): { e
  */
 interface Walk {
   s: string;
+  /** foldAscii(s), computed once per string: a $C failure re-walks the same string. */
+  foldedOf: string;
+  folded: string;
   from: number;
   extraPass: boolean;
   acc: number;
@@ -214,7 +216,15 @@ interface Walk {
 }
 
 function newWalk(input: string): Walk {
-  return { s: input, from: 0, extraPass: false, acc: 0, applied: false, last: null, guard: 0, passLength: input.length };
+  return { s: input, foldedOf: '', folded: '', from: 0, extraPass: false, acc: 0, applied: false, last: null, guard: 0, passLength: input.length };
+}
+
+function folded(w: Walk): string {
+  if (w.foldedOf !== w.s || w.folded === '') {
+    w.folded = foldAscii(w.s);
+    w.foldedOf = w.s;
+  }
+  return w.folded;
 }
 
 function ending(w: Walk): TableOutcome {
@@ -307,7 +317,7 @@ function stepDone(ctx: Ctx, table: CompiledTable, w: Walk, entry: CompiledEntry,
 function* runTable(ctx: Ctx, table: CompiledTable, input: string, depth: number): Eval<TableOutcome> {
   const w = newWalk(input);
   for (;;) {
-    const hit = findEntry(ctx, table, w.s, w.from);
+    const hit = findEntry(ctx, table, w.s, folded(w), w.from);
     // findEntry also stops when the work budget runs out; report that rather than "no match".
     const stop = stepLimit(ctx, w);
     if (stop !== null) return stop;
@@ -326,7 +336,7 @@ function* runTable(ctx: Ctx, table: CompiledTable, input: string, depth: number)
 function runTablePure(ctx: Ctx, table: CompiledTable, input: string, depth: number): TableOutcome {
   const w = newWalk(input);
   for (;;) {
-    const hit = findEntry(ctx, table, w.s, w.from);
+    const hit = findEntry(ctx, table, w.s, folded(w), w.from);
     // findEntry also stops when the work budget runs out; report that rather than "no match".
     const stop = stepLimit(ctx, w);
     if (stop !== null) return stop;
