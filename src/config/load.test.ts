@@ -10,8 +10,9 @@ import { loadConfig } from './load.js';
 const root = mkdtempSync(join(tmpdir(), 'portcullis-load-'));
 let counter = 0;
 
-const MAPPINGS = 'INTERNAL_IP\n  127.0.0.1  $Y\n  *  $N\n';
-const IMTA = 'example.com $U%$D@mx.example.com\n\nl smtp\nmx.example.com\n';
+const MAPPINGS = 'INTERNAL_IP\n  127.0.0.1  $Y\n  *  $N\n\nORIG_SEND_ACCESS\n  tcp_local|*|tcp_local|*  $NRelaying$ not$ allowed\n';
+/** The channels every enabled service needs (tcp_local for 25, tcp_submit for 587/465), and `l`. */
+const IMTA = 'example.com $U%$D@mx.example.com\n\nl\nmx.example.com\n\ntcp_local smtp\ntcp-daemon\n\ntcp_submit smtp\ntcp_submit-daemon\n';
 
 function configDir(files: Record<string, string>): string {
   const dir = join(root, `c${++counter}`);
@@ -34,7 +35,7 @@ test('a minimal directory loads into a snapshot', () => {
   assert.equal(r.snapshot.loadedAt, 1234);
   assert.equal(r.snapshot.options.dataDir, join(dir, 'data'));
   assert.ok(r.snapshot.mappings.table('internal_ip'));
-  assert.equal(r.snapshot.imta.channels.length, 1);
+  assert.equal(r.snapshot.imta.channels.length, 3);
 });
 
 test('a missing directory is one error', () => {
@@ -80,7 +81,7 @@ test('problems are collected from all three files, file by file', () => {
 });
 
 test('warnings alone do not prevent a snapshot; they are kept on it', () => {
-  const dir = configDir({ 'msg.conf': 'smtp.maxerrors = 3\nsmtp.maxerrors = 4\n', mappings: MAPPINGS, 'imta.cnf': '\nc smtp whatever\nc-host\n' });
+  const dir = configDir({ 'msg.conf': 'smtp.maxerrors = 3\nsmtp.maxerrors = 4\n', mappings: MAPPINGS, 'imta.cnf': IMTA.replace('tcp_local smtp', 'tcp_local smtp whatever') });
   const r = loadConfig(dir);
   assert.ok(r.ok);
   assert.deepEqual(
@@ -91,7 +92,7 @@ test('warnings alone do not prevent a snapshot; they are kept on it', () => {
 });
 
 test('mapping callouts are checked against the services given', () => {
-  const files = { 'msg.conf': '', mappings: 'T\n  *  $}$0,_canonical_name_{\n', 'imta.cnf': IMTA };
+  const files = { 'msg.conf': '', mappings: `${MAPPINGS}\nT\n  *  $}$0,_canonical_name_{\n`, 'imta.cnf': IMTA };
   const without = loadConfig(configDir(files));
   assert.ok(!without.ok);
   assert.equal(without.problems[0]?.code, 'no-directory');

@@ -9,12 +9,16 @@ import type { KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { SourcePos } from '../mapping/errors.js';
-import { diskReader, loadMappings } from '../mapping/index.js';
+import { accessResult, diskReader, loadMappings, mapSync } from '../mapping/index.js';
 import type { CalloutServices, MappingSet } from '../mapping/index.js';
 import { parseImtaCnf } from './imta-cnf.js';
 import type { ImtaConfig } from './imta-cnf.js';
 import { readOptions } from './msgconf.js';
-import type { ConfigProblem, ConfigSnapshot, Options } from './types.js';
+import type { ConfigProblem, ConfigSnapshot, Options, Routing } from './types.js';
+import { buildChannels } from '../channels/model.js';
+import type { ChannelTable } from '../channels/model.js';
+import { compileRules } from '../channels/rewrite.js';
+import { SERVICE_CHANNELS } from '../channels/routing.js';
 
 /** The files of a configuration directory. */
 export const CONFIG_FILES = { msgConf: 'msg.conf', mappings: 'mappings', imta: 'imta.cnf' } as const;
@@ -102,13 +106,59 @@ export function loadConfig(dir: string, opts: LoadConfigOptions = {}): LoadConfi
     if (!r.problems.some((p) => p.severity === 'error')) imta = r.config;
   } else problems.push(cnf.problem);
 
-  if (options === null || mappings === null || imta === null || problems.some((p) => p.severity === 'error')) {
+  let routing: Routing | null = null;
+  if (imta !== null) {
+    const built = buildChannels(imta);
+    const set = mappings;
+    const rules = compileRules(imta.rewriteRules, (t) => set === null || set.table(t) !== undefined);
+    problems.push(...built.problems, ...rules.problems);
+    if (options !== null) problems.push(...requiredChannels(built.table, options, imta));
+    routing = { channels: built.table, rules: rules.rules };
+  }
+  if (mappings !== null) problems.push(...relayCheck(mappings, mapPath));
+
+  if (options === null || mappings === null || imta === null || routing === null || problems.some((p) => p.severity === 'error')) {
     return { ok: false, problems };
   }
   return {
     ok: true,
-    snapshot: { dir: absDir, options, mappings, imta, warnings: problems, loadedAt: now },
+    snapshot: { dir: absDir, options, mappings, imta, routing, warnings: problems, loadedAt: now },
   };
+}
+
+/** Each enabled service starts sessions on a channel imta.cnf must define (spec §6.6). */
+function requiredChannels(table: ChannelTable, o: Options, imta: ImtaConfig): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const need: [string, string][] = [];
+  if (o.ports.smtp !== 0) need.push([SERVICE_CHANNELS.smtp, `port ${o.ports.smtp}`]);
+  if (o.ports.submit !== 0 || o.ports.smtps !== 0) need.push([SERVICE_CHANNELS.submit, 'the submission ports']);
+  for (const [name, what] of need) {
+    if (table.get(name) === undefined) {
+      out.push({ file: imta.file, line: 1, col: 1, severity: 'error', code: 'missing-channel', message: `imta.cnf defines no channel ${name}, which sessions on ${what} start on` });
+    }
+  }
+  return out;
+}
+
+/**
+ * A configuration that lets an unauthenticated outsider relay is almost always a mistake: warn
+ * when ORIG_SEND_ACCESS does not refuse tcp_local → tcp_local (spec §14).
+ */
+function relayCheck(set: MappingSet, file: string): ConfigProblem[] {
+  const probe = 'tcp_local|someone@outside.invalid|tcp_local|anyone@elsewhere.invalid';
+  const t = set.table('ORIG_SEND_ACCESS');
+  if (t !== undefined && t.pure && accessResult(mapSync(set, 'ORIG_SEND_ACCESS', probe)).decision === 'reject') return [];
+  if (t !== undefined && !t.pure) return [];
+  return [
+    {
+      file,
+      line: t?.pos.line ?? 1,
+      col: 1,
+      severity: 'warning',
+      code: 'open-relay',
+      message: 'ORIG_SEND_ACCESS does not refuse tcp_local|*|tcp_local|*: unauthenticated outsiders can relay through this server (add "  tcp_local|*|tcp_local|*  $NRelaying$ not$ allowed")',
+    },
+  ];
 }
 
 /** Loads the certificate and key and checks that they belong together and are usable. */

@@ -207,6 +207,11 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
     xclientHosts: get('smtp.xclienthosts', 'cidr-list'),
     authWithoutTls: get('smtp.authwithouttls', 'boolean'),
     greetingDelayMs: get('smtp.greetingdelayms', 'integer'),
+    access: {
+      orcpt: get('mta.access_orcpt', 'integer'),
+      counts: get('mta.access_counts', 'integer'),
+      paranoia: get('mta.mapping_paranoia', 'string'),
+    },
   };
   return { options, problems, valuePos: posOf };
 }

@@ -166,6 +166,26 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     default: '0',
     description: 'Milliseconds to wait before the greeting; a client that talks first is an early talker',
   },
+  {
+    key: 'mta.access_orcpt',
+    type: { kind: 'integer', min: 0, max: 31 },
+    default: '0',
+    description:
+      'Bit mask (Messaging Server ACCESS_ORCPT): append |ORCPT to recipient-table probes; 1 all four tables, 2 ORIG_SEND_ACCESS, 4 SEND_ACCESS, 8 ORIG_MAIL_ACCESS, 16 MAIL_ACCESS',
+  },
+  {
+    key: 'mta.access_counts',
+    type: { kind: 'integer', min: 0, max: 31 },
+    default: '0',
+    description: 'Bit mask (ACCESS_COUNTS), same bits as mta.access_orcpt: append |RCPT-TO-count/total-recipient-count/ to recipient-table probes',
+  },
+  {
+    key: 'mta.mapping_paranoia',
+    type: { kind: 'string' },
+    default: '',
+    defaultDoc: 'empty, off',
+    description: 'A character that replaces "|" inside addresses in access probes (MAPPING_PARANOIA), so an address cannot fake field boundaries',
+  },
 ];
 
 const BY_KEY: ReadonlyMap<string, OptionDef> = new Map(OPTION_SCHEMA.map((d) => [d.key, d]));

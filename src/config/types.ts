@@ -5,6 +5,8 @@
 import type { MappingProblem } from '../mapping/errors.js';
 import type { MappingSet } from '../mapping/index.js';
 import type { ImtaConfig } from './imta-cnf.js';
+import type { ChannelTable } from '../channels/model.js';
+import type { CompiledRule } from '../channels/rewrite.js';
 
 /** A problem in any configuration file: file, line, column, severity, stable code, message. */
 export type ConfigProblem = MappingProblem;
@@ -57,6 +59,21 @@ export interface Options {
   readonly authWithoutTls: boolean;
   /** Milliseconds to wait before the greeting; a client that talks first is an early talker. */
   readonly greetingDelayMs: number;
+  /** Options that change access-table probes (spec §5.6). */
+  readonly access: {
+    /** ACCESS_ORCPT bit mask. */
+    readonly orcpt: number;
+    /** ACCESS_COUNTS bit mask. */
+    readonly counts: number;
+    /** MAPPING_PARANOIA: replaces "|" in address fields; '' = off. */
+    readonly paranoia: string;
+  };
+}
+
+/** Channels and compiled rewrite rules from imta.cnf. */
+export interface Routing {
+  readonly channels: ChannelTable;
+  readonly rules: ReadonlyMap<string, readonly CompiledRule[]>;
 }
 
 export interface ConfigSnapshot {
@@ -65,6 +82,7 @@ export interface ConfigSnapshot {
   readonly options: Options;
   readonly mappings: MappingSet;
   readonly imta: ImtaConfig;
+  readonly routing: Routing;
   /** Warnings found while loading (errors prevent a snapshot). */
   readonly warnings: readonly ConfigProblem[];
   /** When the snapshot was built (ms since the epoch). */

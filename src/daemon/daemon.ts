@@ -12,9 +12,12 @@ import type { ConfigProblem, ConfigSnapshot, Options } from '../config/types.js'
 import { cidrContains } from '../config/cidr.js';
 import { DirectoryStore } from '../directory/store.js';
 import type { Directory } from '../directory/types.js';
+import type { Channel } from '../channels/model.js';
 import type { CalloutServices, DomainDirectory } from '../mapping/index.js';
 import { formatProblem } from '../mapping/index.js';
-import { BasicPolicy } from '../policy/basic-policy.js';
+import { MappingPolicy } from '../policy/mapping-policy.js';
+import { Router } from '../channels/routing.js';
+import { Rewriter } from '../channels/rewrite.js';
 import type { SessionPolicy } from '../policy/session-policy.js';
 import { Spool } from '../queue/spool.js';
 import { SmtpListeners } from '../smtp/server/listener.js';
@@ -49,6 +52,17 @@ function restartOnly(a: Options, b: Options): string[] {
   return out;
 }
 
+/** Channels and rewrite rules of a snapshot, with hosted domains from the directory routed to `l`. */
+export function routerFor(snapshot: ConfigSnapshot, directory: Directory): Router {
+  const { channels, rules } = snapshot.routing;
+  const local = channels.get('l');
+  const hosted = (domain: string): { channel: Channel; canonical: string } | undefined => {
+    const d = directory.domain(domain);
+    return d !== undefined && local !== undefined ? { channel: local, canonical: d.canonical } : undefined;
+  };
+  return new Router(channels, new Rewriter(rules, channels, hosted));
+}
+
 export class Daemon {
   private snapshot: ConfigSnapshot;
   private tlsCtx: tls.SecureContext | null;
@@ -74,6 +88,14 @@ export class Daemon {
     return this.snapshot;
   }
 
+  private routerOf: { snapshot: ConfigSnapshot; router: Router } | null = null;
+
+  /** The router for the current snapshot (rebuilt when a reload swaps the snapshot). */
+  router(): Router {
+    if (this.routerOf?.snapshot !== this.snapshot) this.routerOf = { snapshot: this.snapshot, router: routerFor(this.snapshot, this.directory) };
+    return this.routerOf.router;
+  }
+
   static async start(opts: DaemonOptions): Promise<StartResult> {
     // Mapping callouts see the directory through this indirection: the store opens after the
     // options (which name the data directory) are known.
@@ -97,10 +119,20 @@ export class Daemon {
     const spool = Spool.open(o.dataDir);
     let daemon: Daemon | null = null;
     const current = (): Daemon => daemon as Daemon;
-    const policy = new BasicPolicy(
-      () => current().directory,
-      () => current().snapshot.options,
-    );
+    const policy = new MappingPolicy({
+      config: () => current().snapshot,
+      router: () => current().router(),
+      directory: () => current().directory,
+      onDecision: (e) =>
+        log.log('debug', 'policy-decision', {
+          phase: e.phase,
+          table: e.table,
+          probe: e.probe,
+          flags: e.flags,
+          decision: e.decision,
+          entry: e.entry ? `${e.entry.file}:${e.entry.line}` : null,
+        }),
+    });
     const env: ListenerEnv = {
       options: () => current().snapshot.options,
       directory: (): Directory => current().directory,

@@ -9,6 +9,7 @@ import type { AccessResult } from '../mapping/access.js';
 import { delayArgument } from '../mapping/access.js';
 import { encodeReply } from '../smtp/codes.js';
 import type { AccessActions, AccessTable, ReplyDelay, SmtpReply, Verdict } from './verdict.js';
+import { NO_ACTIONS } from './verdict.js';
 
 export const DEFAULT_REJECT_TEXT = 'Access denied';
 /** RFC 5321 §4.5.3.1.5: a reply line is at most 512 octets including the code and CRLF. */
@@ -31,6 +32,7 @@ function clean(s: string): string {
 }
 
 export function accessActions(r: AccessResult): AccessActions {
+  if (r.mask === 0) return NO_ACTIONS;
   const a = r.args;
   const debug = a.U !== undefined && /^\s*-?\d+\s*$/.test(a.U) ? Number(a.U) : null;
   return {

@@ -37,6 +37,28 @@ export interface SessionFacts extends ConnectionFacts {
 
 export type Answer = Verdict | Promise<Verdict>;
 
+export type Mode = 'may' | 'must' | 'none';
+
+/** Where this RCPT stands in its transaction (for the ACCESS_COUNTS probe field). */
+export interface RcptCounts {
+  /** This RCPT TO's number in the transaction, from 1. */
+  readonly rcptCount: number;
+  /** Recipients accepted before it. */
+  readonly recipientCount: number;
+}
+
+/** Where an accepted recipient goes: its destination channel and, after alias expansion, the mailboxes. */
+export interface RecipientRoute {
+  readonly channel: string;
+  readonly deliverTo: readonly { readonly address: string; readonly channel: string }[];
+}
+
+export interface RcptAnswer {
+  readonly verdict: Verdict;
+  /** Set when the recipient is accepted. */
+  readonly route: RecipientRoute | null;
+}
+
 export interface SessionPolicy {
   /** Before the greeting; a rejection sends its reply (if any) and closes. */
   connect(c: ConnectionFacts): Answer;
@@ -44,10 +66,18 @@ export interface SessionPolicy {
   greetingDelay(c: ConnectionFacts): number;
   /** The client sent data before the greeting. */
   earlyTalker(c: ConnectionFacts): Answer;
+  /** The channel the session starts on (switchchannel applied). */
+  sourceChannel(c: ConnectionFacts): string | Promise<string>;
+  /** The channel after STARTTLS / after a successful AUTH (tlsswitchchannel, saslswitchchannel). */
+  channelAfterTls(channel: string): string;
+  channelAfterAuth(channel: string): string;
+  /** Whether AUTH and STARTTLS are offered (may), required before MAIL (must), or not offered. */
+  authMode(channel: string, service: ServiceName): Mode;
+  tlsMode(channel: string, service: ServiceName): Mode;
   /** MAIL FROM. */
   mail(s: SessionFacts, from: Path, params: MailParams): Answer;
   /** RCPT TO; `from` is the transaction's sender. */
-  rcpt(s: SessionFacts, from: Path, to: Path, params: RcptParams): Answer;
+  rcpt(s: SessionFacts, from: Path, to: Path, params: RcptParams, counts: RcptCounts): RcptAnswer | Promise<RcptAnswer>;
   /** The end of DATA/BDAT, before the message is committed. */
   message(s: SessionFacts, from: Path, recipients: readonly Path[], size: number): Answer;
 }

@@ -69,6 +69,27 @@ export const NO_ACTIONS: AccessActions = {
   addHeader: null,
 };
 
+/** Combines the side effects of several accepting entries: any flag set stays set; the first argument wins. */
+export function mergeActions(a: AccessActions, b: AccessActions): AccessActions {
+  if (a === NO_ACTIONS) return b;
+  if (b === NO_ACTIONS) return a;
+  return {
+    hold: a.hold || b.hold,
+    bitbucket: a.bitbucket || b.bitbucket,
+    discard: a.discard || b.discard,
+    jettison: a.jettison || b.jettison,
+    novacation: a.novacation || b.novacation,
+    debugLevel: a.debugLevel ?? b.debugLevel,
+    replaceFrom: a.replaceFrom ?? b.replaceFrom,
+    replaceSender: a.replaceSender ?? b.replaceSender,
+    groupCheck: a.groupCheck ?? b.groupCheck,
+    syslogOnMatch: a.syslogOnMatch ?? b.syslogOnMatch,
+    syslogOnReject: a.syslogOnReject ?? b.syslogOnReject,
+    tag: a.tag ?? b.tag,
+    addHeader: a.addHeader ?? b.addHeader,
+  };
+}
+
 export const ACCEPT: Verdict = { kind: 'accept', reason: 'builtin:accept', delay: null, actions: NO_ACTIONS };
 
 /** A rejection by a built-in check (not an access table). */

@@ -26,8 +26,10 @@ export interface EnvelopeRecipient {
   readonly orcpt: string | null;
   /** RFC 3461 NOTIFY, or null when not given. */
   readonly notify: readonly string[] | null;
-  /** Destination channel, when known. */
+  /** Destination channel (before alias expansion), when known. */
   readonly channel: string | null;
+  /** Where the recipient is delivered after alias expansion: mailbox and channel. */
+  readonly deliverTo?: readonly { readonly address: string; readonly channel: string }[];
   status: RecipientStatus;
 }
 

@@ -1,16 +1,15 @@
-// An in-process SMTP server on real loopback sockets for dialog tests: the real listener, session,
-// directory store and spool, with options built here instead of read from msg.conf.
+// An in-process server for dialog tests: the real daemon (listeners, sessions, access-table policy,
+// directory store, spool) on a real loopback port, with a configuration written by `init` and
+// adjusted here. The client (127.0.0.1) is made external by the INTERNAL_IP table below, so the
+// default access tables treat it as an Internet client.
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Options } from '../../src/config/types.js';
-import { DirectoryStore } from '../../src/directory/store.js';
-import { BasicPolicy } from '../../src/policy/basic-policy.js';
-import { Spool } from '../../src/queue/spool.js';
-import { SmtpListeners } from '../../src/smtp/server/listener.js';
-import { MemoryLogger } from '../../src/telemetry/log.js';
+import { Daemon } from '../../src/daemon/daemon.js';
+import { initServer } from '../../src/daemon/setup.js';
+import type { Spool } from '../../src/queue/spool.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -26,62 +25,38 @@ export async function freePort(): Promise<number> {
 export interface TestServer {
   readonly port: number;
   readonly spool: Spool;
-  readonly log: MemoryLogger;
   readonly dataDir: string;
   close(): Promise<void>;
 }
 
-export async function startTestServer(over: Partial<Options['limits']> = {}, extra: Partial<Options> = {}): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'portcullis-dialog-'));
+/** msg.conf values for the dialogs: small limits so each can be reached in a few lines. */
+const SETTINGS: Record<string, string> = {
+  'service.listenaddr': '127.0.0.1',
+  'service.submit.port': '0',
+  'service.smtps.port': '0',
+  'smtp.maxmessagesize': '1000',
+  'smtp.maxrecipients': '3',
+  'smtp.maxerrors': '5',
+  'smtp.authwithouttls': 'yes',
+};
+
+export async function startTestServer(): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-dialog-'));
+  const config = join(dir, 'config');
+  const init = await initServer(config, { domain: 'example.test', hostname: 'mx.example.test' });
+  if (!init.ok) throw new Error(init.message);
   const port = await freePort();
-  const options: Options = {
-    hostname: 'mx.example.test',
-    listenAddresses: ['127.0.0.1'],
-    ports: { smtp: port, submit: 0, smtps: 0 },
-    tls: { certFile: null, keyFile: null },
-    dataDir,
-    limits: {
-      maxMessageSize: 1000,
-      maxRecipients: 3,
-      maxConnections: 50,
-      maxConnectionsPerIp: 50,
-      commandTimeoutMs: 10_000,
-      dataTimeoutMs: 10_000,
-      maxErrors: 5,
-      maxAuthFailures: 3,
-      ...over,
-    },
-    proxyHosts: [],
-    xclientHosts: [],
-    authWithoutTls: true,
-    greetingDelayMs: 0,
-    ...extra,
-  };
-  const opened = await DirectoryStore.open(dataDir);
-  if (!opened.ok) throw new Error(opened.error.message);
-  const directory = opened.value;
-  for (const r of [await directory.addDomain('example.test'), await directory.addUser({ address: 'alice@example.test', password: 'alice-secret' })]) {
-    if (!r.ok) throw new Error(r.error.message);
+  let conf = readFileSync(join(config, 'msg.conf'), 'utf8');
+  for (const [k, v] of Object.entries({ ...SETTINGS, 'service.smtp.port': String(port) })) {
+    conf = conf.replace(new RegExp(`^!?\\s*${k.replaceAll('.', '\\.')}\\s*=.*$`, 'm'), `${k} = ${v}`);
   }
-  const spool = Spool.open(dataDir);
-  const log = new MemoryLogger();
-  const policy = new BasicPolicy(
-    () => directory,
-    () => options,
-  );
-  const listeners = new SmtpListeners(
-    {
-      options: () => options,
-      directory: () => directory,
-      policy: () => policy,
-      spool,
-      log,
-      now: () => new Date('2026-11-24T05:41:48Z'),
-      xclientAllowed: () => false,
-      tlsContext: () => null,
-    },
-    log,
-  );
-  await listeners.listen(options);
-  return { port, spool, log, dataDir, close: () => listeners.close(0) };
+  writeFileSync(join(config, 'msg.conf'), conf);
+  const mappings = readFileSync(join(config, 'mappings'), 'utf8').replace(/^INTERNAL_IP\n[\s\S]*?\n\n/m, 'INTERNAL_IP\n  192.0.2.10  $Y\n  *  $N\n\n');
+  writeFileSync(join(config, 'mappings'), mappings);
+  const r = await Daemon.start({ configDir: config });
+  if (!r.ok) throw new Error(r.error ?? r.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`).join('\n'));
+  const daemon = r.daemon;
+  const added = await daemon.directory.addUser({ address: 'alice@example.test', password: 'alice-secret' });
+  if (!added.ok) throw new Error(added.error.message);
+  return { port, spool: daemon.spool, dataDir: daemon.config.options.dataDir, close: () => daemon.stop(0) };
 }

@@ -250,7 +250,14 @@ describe('extensions', () => {
       const env = server.envelope(Server.idOf(r.text));
       assert.equal(env.senderParams.ret, 'HDRS');
       assert.equal(env.senderParams.envid, 'QQ314159+x', 'ENVID is xtext-decoded');
-      assert.deepEqual(env.recipients[0], { address: `alice@${DOMAIN}`, orcpt: 'rfc822;Alice@example.test', notify: ['SUCCESS', 'FAILURE'], channel: null, status: 'pending' });
+      assert.deepEqual(env.recipients[0], {
+        address: `alice@${DOMAIN}`,
+        orcpt: 'rfc822;Alice@example.test',
+        notify: ['SUCCESS', 'FAILURE'],
+        channel: 'l',
+        deliverTo: [{ address: `alice@${DOMAIN}`, channel: 'ims-ms' }],
+        status: 'pending',
+      });
       assert.deepEqual(env.recipients[1]?.notify, ['NEVER']);
       assert.equal(env.recipients[1]?.orcpt, null);
       await c.quit();

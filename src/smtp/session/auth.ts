@@ -4,7 +4,7 @@
 // address, and too many failures end the session.
 
 import { REPLY } from '../codes.js';
-import { authOffered } from './ehlo.js';
+import { authAllowed, authOffered } from './ehlo.js';
 import type { Session } from './session.js';
 
 /** An AUTH exchange waiting for the client's next line. */
@@ -33,6 +33,10 @@ export async function handleAuth(s: Session, arg: string): Promise<void> {
   }
   if (s.state.tx !== null) {
     s.send(REPLY.badSequence);
+    return;
+  }
+  if (!authAllowed(s)) {
+    s.send(REPLY.notImplemented);
     return;
   }
   if (!authOffered(s)) {
@@ -120,6 +124,7 @@ async function verify(s: Session, login: string, password: string, mechanism: st
   if (s.state.closing) return;
   if (result.ok) {
     s.state.authUser = result.user.login;
+    s.state.channel = s.env.policy().channelAfterAuth(s.state.channel);
     s.env.log.log('info', 'smtp-auth', { client: s.state.clientIp, login: result.user.login, mechanism });
     s.send(REPLY.authOk);
     return;

@@ -9,6 +9,7 @@ import { REPLY, reply } from '../codes.js';
 import { newMessageId } from '../../queue/spool.js';
 import type { EnvelopeV1 } from '../../queue/spool.js';
 import type { SmtpReply } from '../../policy/verdict.js';
+import { mergeActions } from '../../policy/verdict.js';
 import type { Session, Transaction } from './session.js';
 
 /** RFC 5322 §3.3 date-time, e.g. "Tue, 24 Nov 2026 05:41:48 +0000". */
@@ -42,7 +43,9 @@ export function receivedHeader(s: Session, id: string, tx: Transaction, when: Da
 function begin(s: Session, tx: Transaction, mode: 'data' | 'bdat'): void {
   const id = newMessageId(s.env.now().getTime());
   tx.mode = mode;
-  tx.body = s.env.spool.begin(id, receivedHeader(s, id, tx, s.env.now()));
+  // An access entry's $A adds a header line (spec §4.3).
+  const extra = tx.actions.addHeader !== null ? `${tx.actions.addHeader.replace(/[\r\n]+/g, ' ')}\r\n` : '';
+  tx.body = s.env.spool.begin(id, receivedHeader(s, id, tx, s.env.now()) + extra);
 }
 
 export async function handleData(s: Session, rest: string): Promise<void> {
@@ -209,14 +212,21 @@ async function finish(s: Session, tx: Transaction): Promise<void> {
     sender: tx.from.address,
     // RFC 4954 §5: an AUTH= claim from a client that has not authenticated is treated as AUTH=<>.
     senderParams: { ...tx.params, auth: st.authUser === null && tx.params.auth !== null ? '' : tx.params.auth },
-    recipients: tx.recipients.map((r) => ({ address: r.path.address, orcpt: r.params.orcpt, notify: r.params.notify, channel: null, status: 'pending' })),
+    recipients: tx.recipients.map((r) => ({
+      address: r.path.address,
+      orcpt: r.params.orcpt,
+      notify: r.params.notify,
+      channel: r.route.channel,
+      deliverTo: r.route.deliverTo,
+      status: 'pending',
+    })),
     sourceChannel: s.channel(),
     service: s.service,
     auth: st.authUser,
     client: { ip: st.clientIp, port: st.clientPort, helo: st.helo, via: st.via },
     tls: st.tls,
     size: body.bytes,
-    flags: verdict.kind === 'accept' ? acceptFlags(verdict.actions) : [],
+    flags: acceptFlags(mergeActions(tx.actions, verdict.actions)),
   };
   try {
     await s.env.spool.commit(body, envelope);

@@ -5,8 +5,17 @@
 import { reply } from '../codes.js';
 import type { Session } from './session.js';
 
+/** AUTH is on offer: the channel allows it (maysaslserver/mustsaslserver) and the connection is safe for passwords. */
 export function authOffered(s: Session): boolean {
-  return s.state.authUser === null && (s.state.tls !== null || s.options.authWithoutTls);
+  return s.state.authUser === null && authAllowed(s) && (s.state.tls !== null || s.options.authWithoutTls);
+}
+
+export function authAllowed(s: Session): boolean {
+  return s.env.policy().authMode(s.state.channel, s.service) !== 'none';
+}
+
+export function tlsOffered(s: Session): boolean {
+  return s.transport.canStartTls && s.state.tls === null && s.env.policy().tlsMode(s.state.channel, s.service) !== 'none';
 }
 
 function validHeloName(name: string): boolean {
@@ -35,7 +44,7 @@ export function handleEhlo(s: Session, arg: string): void {
     'DSN',
     'CHUNKING',
   ];
-  if (s.transport.canStartTls && s.state.tls === null) lines.push('STARTTLS');
+  if (tlsOffered(s)) lines.push('STARTTLS');
   if (authOffered(s)) lines.push('AUTH PLAIN LOGIN');
   if (s.env.xclientAllowed(s.peer.ip)) lines.push('XCLIENT ADDR PORT NAME HELO PROTO LOGIN DESTADDR DESTPORT');
   s.send({ code: 250, enhanced: null, lines });

@@ -13,6 +13,8 @@ export async function greet(s: Session): Promise<void> {
     s.close();
     return;
   }
+  s.state.channel = await policy.sourceChannel(facts);
+  if (s.state.closing) return;
   const delay = policy.greetingDelay(facts);
   if (delay > 0) {
     await s.delay(delay);

@@ -2,7 +2,7 @@
 // parsed here; whether the sender may send is policy's (FROM_ACCESS in the access-table policy).
 
 import { REPLY } from '../codes.js';
-import { mailParams, parsePathCommand } from '../commands.js';
+import { mailParams, parsePath, parsePathCommand } from '../commands.js';
 import type { Session } from './session.js';
 
 export async function handleMail(s: Session, rest: string): Promise<void> {
@@ -31,8 +31,17 @@ export async function handleMail(s: Session, rest: string): Promise<void> {
   }
   const verdict = await s.env.policy().mail(s.facts(), c.path, mp.mail);
   if (await s.refuse(verdict)) return;
+  // FROM_ACCESS's $J replaces the envelope sender (spec §4.3).
+  let from = c.path;
+  if (verdict.actions.replaceFrom !== null) {
+    const j = parsePath(`<${verdict.actions.replaceFrom}>`, true);
+    if (j.ok) from = j.path;
+    else s.env.log.log('warn', 'mapping-bad-replacement', { client: s.state.clientIp, value: verdict.actions.replaceFrom });
+  }
   s.state.tx = {
-    from: c.path,
+    from,
+    actions: verdict.actions,
+    rcptCommands: 0,
     params: mp.mail,
     recipients: [],
     body: null,

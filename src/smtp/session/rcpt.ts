@@ -4,6 +4,7 @@
 import { REPLY } from '../codes.js';
 import { parsePathCommand, rcptParams } from '../commands.js';
 import type { Session } from './session.js';
+import { mergeActions } from '../../policy/verdict.js';
 
 export async function handleRcpt(s: Session, rest: string): Promise<void> {
   const tx = s.state.tx;
@@ -33,12 +34,15 @@ export async function handleRcpt(s: Session, rest: string): Promise<void> {
     s.send(REPLY.tooManyRecipients);
     return;
   }
-  const verdict = await s.env.policy().rcpt(s.facts(), tx.from, c.path, rp.rcpt);
+  tx.rcptCommands++;
+  const answer = await s.env.policy().rcpt(s.facts(), tx.from, c.path, rp.rcpt, { rcptCount: tx.rcptCommands, recipientCount: tx.recipients.length });
+  const verdict = answer.verdict;
   if (await s.refuse(verdict)) {
     if (verdict.kind === 'reject' && !verdict.temporary) s.noteRefusal();
     return;
   }
-  if (s.state.tx !== tx) return; // the session moved on (closed) while policy answered
-  tx.recipients.push({ path: c.path, params: rp.rcpt });
+  if (s.state.tx !== tx || answer.route === null) return; // the session moved on (closed) while policy answered
+  tx.actions = mergeActions(tx.actions, verdict.actions);
+  tx.recipients.push({ path: c.path, params: rp.rcpt, route: answer.route });
   s.send(REPLY.recipientOk);
 }

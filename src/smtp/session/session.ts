@@ -5,8 +5,9 @@
 // order, so pipelined commands (RFC 2920) get their replies in order, flushed together.
 
 import type { Directory } from '../../directory/types.js';
-import type { ConnectionFacts, ServiceName, SessionFacts, SessionPolicy, TlsFacts } from '../../policy/session-policy.js';
-import type { SmtpReply, Verdict } from '../../policy/verdict.js';
+import type { ConnectionFacts, RecipientRoute, ServiceName, SessionFacts, SessionPolicy, TlsFacts } from '../../policy/session-policy.js';
+import { SERVICE_CHANNELS } from '../../channels/routing.js';
+import type { AccessActions, SmtpReply, Verdict } from '../../policy/verdict.js';
 import type { Options } from '../../config/types.js';
 import type { Spool } from '../../queue/spool.js';
 import type { Logger } from '../../telemetry/log.js';
@@ -60,11 +61,18 @@ export interface SessionEnv {
 export interface Recipient {
   readonly path: Path;
   readonly params: RcptParams;
+  /** Destination channel and mailboxes after alias expansion (policy's answer). */
+  readonly route: RecipientRoute;
 }
 
 /** The mail transaction: from MAIL to the end of DATA/BDAT (RFC 5321 §3.3). */
 export interface Transaction {
-  readonly from: Path;
+  /** The envelope sender; FROM_ACCESS's $J may replace it. */
+  from: Path;
+  /** Side effects asked for by the access tables so far ($H, $B, $A, ...). */
+  actions: AccessActions;
+  /** RCPT TO commands seen, accepted or not (ACCESS_COUNTS). */
+  rcptCommands: number;
   readonly params: MailParams;
   readonly recipients: Recipient[];
   /** Set once message content starts. */
@@ -94,6 +102,8 @@ export interface SessionState {
   esmtp: boolean;
   tls: TlsFacts | null;
   authUser: string | null;
+  /** The channel the session is on (spec §6.3: switched at connect, by STARTTLS, by AUTH). */
+  channel: string;
   authFailures: number;
   errors: number;
   /** The client address the session reports (replaced by PROXY or XCLIENT). */
@@ -134,6 +144,7 @@ export class Session {
       esmtp: false,
       tls,
       authUser: null,
+      channel: SERVICE_CHANNELS[service],
       authFailures: 0,
       errors: 0,
       clientIp: client.ip,
@@ -162,10 +173,8 @@ export class Session {
     };
   }
 
-  /** The channel the session is on; access-table policy refines this with switchchannel rules. */
   channel(): string {
-    if (this.state.authUser !== null && this.service === 'smtp') return 'tcp_auth';
-    return this.service === 'smtp' ? 'tcp_local' : 'tcp_submit';
+    return this.state.channel;
   }
 
   facts(): SessionFacts {
@@ -282,7 +291,9 @@ export class Session {
     } else if (this.state.replyDelayMs > 0) {
       await this.delay(this.state.replyDelayMs);
     }
+    if (v.actions.syslogOnMatch !== null) this.env.log.log('warn', 'mapping-syslog', { client: this.state.clientIp, text: v.actions.syslogOnMatch });
     if (v.kind === 'accept') return false;
+    if (v.actions.syslogOnReject !== null) this.env.log.log('warn', 'mapping-syslog', { client: this.state.clientIp, text: v.actions.syslogOnReject });
     this.sendRaw(formatReply(v.reply, v.raw));
     if (v.close) this.close();
     return true;

@@ -4,6 +4,7 @@
 
 import { REPLY } from '../codes.js';
 import type { Session } from './session.js';
+import { tlsOffered } from './ehlo.js';
 
 export async function handleStartTls(s: Session, arg: string): Promise<void> {
   if (arg.trim() !== '') {
@@ -14,7 +15,7 @@ export async function handleStartTls(s: Session, arg: string): Promise<void> {
     s.send(REPLY.alreadyTls);
     return;
   }
-  if (!s.transport.canStartTls) {
+  if (!tlsOffered(s)) {
     s.send(REPLY.tlsUnavailable);
     return;
   }
@@ -32,6 +33,7 @@ export async function handleStartTls(s: Session, arg: string): Promise<void> {
   }
   s.resetTransaction();
   s.state.tls = tls;
+  s.state.channel = s.env.policy().channelAfterTls(s.state.channel);
   s.state.helo = null;
   s.state.esmtp = false;
   s.state.authUser = null;
