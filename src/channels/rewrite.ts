@@ -201,7 +201,9 @@ export class Rewriter {
   /** Rewrites an address; null when nothing routes it (no "." rule and nothing else matched). */
   async rewrite(address: string, ctx: RewriteContext, map: MapTable): Promise<RewriteResult | null> {
     const { local, domain } = splitAddress(address);
-    return this.rewriteParts(local, domain, ctx, map);
+    const r = await this.rewriteParts(local, domain, ctx, map);
+    // A source route only chooses the channel (its first hop); the address itself stays as given.
+    return r !== null && address.startsWith('@') ? { ...r, address } : r;
   }
 
   /** Rewrites a local part and a domain (or domain literal) given separately. */

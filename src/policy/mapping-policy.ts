@@ -136,11 +136,30 @@ export class MappingPolicy implements SessionPolicy {
     return this.env.directory().userByLogin(s.authUser)?.address ?? s.authUser;
   }
 
+  /** Reports a decision made by a built-in check rather than a table. */
+  private builtin(phase: DecisionPhase, check: string, subject: string, v: Verdict, output = ''): Verdict {
+    this.report({
+      phase,
+      table: check,
+      probe: subject,
+      inputFlags: '',
+      matched: true,
+      output: v.kind === 'reject' ? v.reply.lines.join(' ') : output,
+      flags: '',
+      entry: null,
+      decision: v.kind === 'reject' ? 'reject' : 'allow',
+      reason: v.reason,
+    });
+    return v;
+  }
+
   async mail(s: SessionFacts, from: Path, _params: MailParams): Promise<Verdict> {
     // A channel that must see AUTH or TLS refuses MAIL without it (mustsaslserver, musttlsserver).
-    if (this.authMode(s.channel, s.service) === 'must' && s.authUser === null) return rejectWith('builtin:auth-required', REPLY.authRequired);
+    if (this.authMode(s.channel, s.service) === 'must' && s.authUser === null) {
+      return this.builtin('mail', 'mustsaslserver', s.channel, rejectWith('builtin:auth-required', REPLY.authRequired));
+    }
     if (this.tlsMode(s.channel, s.service) === 'must' && s.tls === null) {
-      return rejectWith('builtin:auth-required', reply(530, '5.7.0', 'Must issue a STARTTLS command first'));
+      return this.builtin('mail', 'musttlsserver', s.channel, rejectWith('builtin:auth-required', reply(530, '5.7.0', 'Must issue a STARTTLS command first')));
     }
     const o = this.env.config().options.access;
     const probe = fromAccessProbe(this.portInfo(s), appInfo(s.helo, s.tls), s.channel, from.address, this.authFrom(s), o.paranoia);
@@ -157,7 +176,7 @@ export class MappingPolicy implements SessionPolicy {
     const target = to.domain === '' ? `${to.local}@${this.env.config().options.hostname}` : to.address;
     const dest = await router.destination(target, this.mapTable);
     if (dest === null) {
-      return { verdict: rejectWith('builtin:relay-denied', reply(550, '5.1.2', `unknown host or domain: ${to.mailbox}`)), route: null };
+      return { verdict: this.builtin('rcpt', 'rewrite', to.address, rejectWith('builtin:relay-denied', reply(550, '5.1.2', `unknown host or domain: ${to.mailbox}`))), route: null };
     }
     const o = this.env.config().options.access;
     const notify = params.notify ?? [];
@@ -176,7 +195,7 @@ export class MappingPolicy implements SessionPolicy {
       recipientCount: counts.recipientCount,
     };
     const check = async (table: RecipientTable, dst: string, addr: string): Promise<Verdict> =>
-      this.ask('rcpt', table, recipientProbe(table, { ...base, dest: dst, to: addr }, o), flags, to.mailbox);
+      this.ask('rcpt', table, recipientProbe(table, { ...base, dest: dst, to: addr }, o), flags, to.address);
     const accepted: Verdict[] = [];
     // Before alias expansion: the address as given, the channel it rewrote to (§5.4–§5.5).
     for (const table of ['ORIG_SEND_ACCESS', 'ORIG_MAIL_ACCESS'] as const) {
@@ -191,8 +210,10 @@ export class MappingPolicy implements SessionPolicy {
       else if (to.local.toLowerCase() === 'postmaster') deliverTo = [{ address: dest.address, channel: LOCAL_CHANNEL }];
       else {
         // Unknown local users are refused here, at RCPT; the store behind is never asked.
-        return { verdict: rejectWith('builtin:unknown-recipient', reply(550, '5.1.1', `unknown or illegal alias: ${to.mailbox}`)), route: null };
+        const v = rejectWith('builtin:unknown-recipient', reply(550, '5.1.1', `unknown or illegal alias: ${to.mailbox}`));
+        return { verdict: this.builtin('rcpt', 'alias expansion', dest.address, v), route: null };
       }
+      this.builtin('rcpt', 'alias expansion', dest.address, ACCEPT, deliverTo.map((d) => `${d.address} on ${d.channel}`).join(', '));
     } else {
       deliverTo = [{ address: dest.address, channel: dest.channel.name }];
     }

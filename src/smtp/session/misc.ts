@@ -7,7 +7,7 @@ import type { Session } from './session.js';
 
 const XCLIENT_ATTRS = new Set(['ADDR', 'PORT', 'NAME', 'HELO', 'PROTO', 'LOGIN', 'DESTADDR', 'DESTPORT']);
 
-export function handleMisc(s: Session, verb: string, rest: string): void {
+export async function handleMisc(s: Session, verb: string, rest: string): Promise<void> {
   switch (verb) {
     case 'RSET':
       s.resetTransaction();
@@ -30,7 +30,7 @@ export function handleMisc(s: Session, verb: string, rest: string): void {
       s.send(REPLY.help);
       return;
     case 'XCLIENT':
-      xclient(s, rest);
+      await xclient(s, rest);
       return;
     default:
       s.protocolError(REPLY.syntax);
@@ -41,7 +41,7 @@ function unavailable(v: string): boolean {
   return v === '[UNAVAILABLE]' || v === '[TEMPUNAVAIL]';
 }
 
-function xclient(s: Session, rest: string): void {
+async function xclient(s: Session, rest: string): Promise<void> {
   if (!s.env.xclientAllowed(s.peer.ip)) {
     s.protocolError(reply(550, '5.7.0', 'XCLIENT not permitted from your address'));
     return;
@@ -85,6 +85,16 @@ function xclient(s: Session, rest: string): void {
   if (login !== undefined) s.state.authUser = unavailable(login) ? null : login;
   s.state.via = s.peer.ip;
   s.env.log.log('info', 'smtp-xclient', { peer: s.peer.ip, client: s.state.clientIp, login: s.state.authUser });
+  // The session now stands for the named client: the connect-time checks and channel selection run
+  // again for it (PORT_ACCESS, switchchannel), and a LOGIN counts as an AUTH (saslswitchchannel).
+  const policy = s.env.policy();
+  const facts = s.connectionFacts();
+  if (await s.refuse(await policy.connect(facts))) {
+    s.close();
+    return;
+  }
+  s.state.channel = await policy.sourceChannel(facts);
+  if (s.state.authUser !== null) s.state.channel = policy.channelAfterAuth(s.state.channel);
   // Postfix semantics: XCLIENT is answered with a fresh greeting; the client starts over with EHLO.
   s.state.esmtp = attrs.get('PROTO')?.toUpperCase() === 'ESMTP';
   if (helo === undefined) s.state.helo = null;

@@ -403,7 +403,7 @@ export class Session {
         handleBdat(this, rest);
         return;
       default:
-        handleMisc(this, verb, rest);
+        await handleMisc(this, verb, rest);
     }
   }
 }
