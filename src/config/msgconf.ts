@@ -207,6 +207,7 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
     xclientHosts: get('smtp.xclienthosts', 'cidr-list'),
     authWithoutTls: get('smtp.authwithouttls', 'boolean'),
     greetingDelayMs: get('smtp.greetingdelayms', 'integer'),
+    logLevel: get('log.level', 'string') as Options['logLevel'],
     access: {
       orcpt: get('mta.access_orcpt', 'integer'),
       counts: get('mta.access_counts', 'integer'),

@@ -167,6 +167,12 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     description: 'Milliseconds to wait before the greeting; a client that talks first is an early talker',
   },
   {
+    key: 'log.level',
+    type: { kind: 'string', check: (v) => (['debug', 'info', 'warn', 'error'].includes(v) ? undefined : `"${v}" is not a log level: debug, info, warn or error`) },
+    default: 'info',
+    description: 'Least severe log records written: debug (adds every access-table decision), info, warn or error',
+  },
+  {
     key: 'mta.access_orcpt',
     type: { kind: 'integer', min: 0, max: 31 },
     default: '0',
@@ -181,7 +187,7 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
   },
   {
     key: 'mta.mapping_paranoia',
-    type: { kind: 'string' },
+    type: { kind: 'string', check: (v) => (v.length <= 1 && v !== '|' ? undefined : 'mta.mapping_paranoia is one character (not "|"), or empty for off') },
     default: '',
     defaultDoc: 'empty, off',
     description: 'A character that replaces "|" inside addresses in access probes (MAPPING_PARANOIA), so an address cannot fake field boundaries',

@@ -59,6 +59,8 @@ export interface Options {
   readonly authWithoutTls: boolean;
   /** Milliseconds to wait before the greeting; a client that talks first is an early talker. */
   readonly greetingDelayMs: number;
+  /** Least severe log records written. */
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Options that change access-table probes (spec §5.6). */
   readonly access: {
     /** ACCESS_ORCPT bit mask. */

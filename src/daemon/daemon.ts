@@ -48,6 +48,7 @@ function restartOnly(a: Options, b: Options): string[] {
   if (a.ports.smtp !== b.ports.smtp || a.ports.submit !== b.ports.submit || a.ports.smtps !== b.ports.smtps) out.push('service ports');
   if (a.listenAddresses.join(',') !== b.listenAddresses.join(',')) out.push('service.listenaddr');
   if (a.dataDir !== b.dataDir) out.push('store.datadir');
+  if (a.logLevel !== b.logLevel) out.push('log.level');
   if ((a.tls.certFile === null) !== (b.tls.certFile === null) && a.ports.smtps !== 0) out.push('TLS on port 465');
   return out;
 }
@@ -111,7 +112,7 @@ export class Daemon {
     mkdirSync(join(o.dataDir, 'log'), { recursive: true, mode: 0o750 });
     const sinks: { write(s: string): unknown }[] = [createWriteStream(join(o.dataDir, 'log', 'portcullis.log'), { flags: 'a', mode: 0o640 })];
     if (opts.logSink) sinks.push(opts.logSink);
-    const log = jsonLogger(sinks);
+    const log = jsonLogger(sinks, o.logLevel);
     const opened = await DirectoryStore.open(o.dataDir);
     if (!opened.ok) return { ok: false, problems: [], error: opened.error.message };
     const directory = opened.value;

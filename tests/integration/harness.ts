@@ -134,7 +134,14 @@ export interface Envelope {
     readonly envid: string | null;
     readonly auth: string | null;
   };
-  readonly recipients: readonly { address: string; orcpt: string | null; notify: readonly string[] | null; channel: string | null; status: string }[];
+  readonly recipients: readonly {
+    address: string;
+    orcpt: string | null;
+    notify: readonly string[] | null;
+    channel: string | null;
+    deliverTo?: readonly { address: string; channel: string }[];
+    status: string;
+  }[];
   readonly sourceChannel: string;
   readonly service: string;
   readonly auth: string | null;
@@ -149,10 +156,30 @@ export interface UserSpec {
   readonly password: string;
 }
 
+export interface Ports {
+  readonly smtp: number;
+  readonly submit: number;
+  readonly smtps: number;
+}
+
+/**
+ * The text of a configuration file that replaces the one `portcullis init` wrote: as is, or built
+ * from the ports the server will listen on (access tables name the real port numbers) and init's text.
+ */
+export type ConfigText = string | ((ctx: { readonly ports: Ports; readonly text: string }) => string);
+
 export interface ServerSpec {
   /** msg.conf values to set on top of `portcullis init --unprivileged`. */
   readonly conf?: Readonly<Record<string, string>>;
+  /** Domains to host besides DOMAIN, or alias domains of hosted ones (added before the users). */
+  readonly domains?: readonly (string | { readonly name: string; readonly aliasOf: string })[];
   readonly users?: readonly UserSpec[];
+  /** Replaces DIR/mappings (the access tables). */
+  readonly mappings?: ConfigText;
+  /** Replaces DIR/imta.cnf (rewrite rules and channels). */
+  readonly imta?: ConfigText;
+  /** Source address of the start-up check's connection to the SMTP port (default 127.0.0.1), for tables that turn 127.0.0.1 away. */
+  readonly readyFrom?: string;
 }
 
 /** Servers still running, killed if the test process exits without stopping them. */
@@ -171,7 +198,7 @@ export class Server {
     readonly dir: string,
     readonly configDir: string,
     readonly dataDir: string,
-    readonly ports: { readonly smtp: number; readonly submit: number; readonly smtps: number },
+    readonly ports: Ports,
     readonly proc: ChildProcess,
   ) {
     proc.stdout?.setEncoding('utf8');
@@ -230,11 +257,18 @@ export class Server {
     // init makes its domain hosted; the directory must say so.
     const dom = await portcullis(['domain', 'list', '--json', '--data', dataDir]);
     if (dom.code !== 0 || !dom.stdout.includes(`"${DOMAIN}"`)) throw new Error(`init did not host ${DOMAIN}: ${dom.stdout}${dom.stderr}`);
+    for (const d of spec.domains ?? []) {
+      const args = typeof d === 'string' ? [d] : [d.name, '--alias-of', d.aliasOf];
+      const r = await portcullis(['domain', 'add', ...args, '--data', dataDir]);
+      if (r.code !== 0) throw new Error(`portcullis domain add ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+    }
     for (const u of spec.users ?? []) {
       const r = await portcullis(['user', 'add', u.address, '--password-stdin', '--data', dataDir], { stdin: `${u.password}\n` });
       if (r.code !== 0) throw new Error(`portcullis user add ${u.address} failed (${r.code}): ${r.stderr}`);
     }
     const base = readFileSync(join(configDir, 'msg.conf'), 'utf8');
+    const initText = (name: string): string => readFileSync(join(configDir, name), 'utf8');
+    const written = { mappings: initText('mappings'), imta: initText('imta.cnf') };
     let lastError = '';
     for (let attempt = 0; attempt < 5; attempt++) {
       const picked = new Set<number>();
@@ -249,13 +283,17 @@ export class Server {
         ...spec.conf,
       });
       writeFileSync(join(configDir, 'msg.conf'), conf);
+      for (const [key, file] of [['mappings', 'mappings'], ['imta', 'imta.cnf']] as const) {
+        const t = spec[key];
+        if (t !== undefined) writeFileSync(join(configDir, file), typeof t === 'string' ? t : t({ ports, text: written[key] }));
+      }
       const proc = spawn(process.execPath, [BIN, 'start', '--config', configDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       const server = new Server(dir, configDir, dataDir, ports, proc);
       try {
         await waitFor('the server to listen', () => (server.stdout.includes('listening on') ? true : server.running ? undefined : false), 15_000);
         if (server.running) {
           // The ports answer: a greeting on the MX port.
-          const c = await SmtpClient.connect(ports.smtp);
+          const c = await SmtpClient.connect(ports.smtp, spec.readyFrom !== undefined ? { localAddress: spec.readyFrom } : {});
           const g = await c.read().finally(() => c.destroy());
           if (g.code !== 220) throw new Error(`unexpected greeting ${g.raw}`);
           return server;
@@ -331,6 +369,13 @@ export class Server {
   body(id: string): string {
     const text = this.messageFile(id);
     return Buffer.from(text.slice(text.indexOf('\n') + 1), 'latin1').toString('utf8');
+  }
+
+  /** Sends a small message on an open session; returns the spooled envelope. Throws unless it is accepted. */
+  async deliver(c: SmtpClient, from: string, to: readonly string[], subject: string): Promise<Envelope> {
+    const r = await c.sendMail(from, to, `Subject: ${subject}\r\n\r\nhello\r\n`);
+    if (r.code !== 250) throw new Error(`message from <${from}> to ${to.join(', ')} not accepted: ${r.raw}`);
+    return this.envelope(Server.idOf(r.text));
   }
 
   /** The message id in a "250 2.0.0 OK id=..." reply. */
@@ -665,4 +710,46 @@ export async function connectGreeted(port: number, opts: ConnectOptions = {}): P
   const c = await SmtpClient.connect(port, opts);
   const greeting = await c.read();
   return { c, greeting };
+}
+
+/** Opens a client from `source`, expects the 220 greeting and says EHLO; the caller must close it. */
+export async function openSession(port: number, source: string, helo = 'client.example'): Promise<SmtpClient> {
+  const { c, greeting } = await connectGreeted(port, { localAddress: source });
+  const ehlo = greeting.code === 220 ? await c.ehlo(helo) : null;
+  if (ehlo?.code !== 250) {
+    c.destroy();
+    throw new Error(`no session from ${source} on port ${port}: ${greeting.raw}${ehlo?.raw ?? ''}`);
+  }
+  return c;
+}
+
+/** Connects from `source` and returns everything received until the server closes (a connect-time refusal). */
+export async function turnedAway(port: number, source: string, timeoutMs = 5000): Promise<string> {
+  const c = await SmtpClient.connect(port, { localAddress: source });
+  try {
+    if (!(await c.waitClosed(timeoutMs))) throw new Error(`the server did not close the connection from ${source}; received:\n${c.received}`);
+    return c.received;
+  } finally {
+    c.destroy();
+  }
+}
+
+/** STARTTLS (unless the connection is already on TLS), EHLO again, then AUTH PLAIN; returns the AUTH reply. */
+export async function startTlsAndAuth(c: SmtpClient, user: string, password: string, opts: { helo?: string; implicitTls?: boolean } = {}): Promise<Reply> {
+  const helo = opts.helo ?? 'client.example';
+  await c.ehlo(helo);
+  if (opts.implicitTls !== true) {
+    const r = await c.cmd('STARTTLS');
+    if (r.code !== 220) throw new Error(`STARTTLS refused: ${r.raw}`);
+    await c.startTls();
+    await c.ehlo(helo);
+  }
+  return c.cmd(`AUTH PLAIN ${Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64')}`);
+}
+
+/** Runs `fn` and measures how long it took, in milliseconds. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - t0 };
 }

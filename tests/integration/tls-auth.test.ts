@@ -120,7 +120,7 @@ describe('STARTTLS and implicit TLS', () => {
     assert.deepEqual(out.refused, {});
     const env = server.envelope(newestFrom('127.0.0.12'));
     assert.equal(env.service, 'smtps');
-    assert.equal(env.sourceChannel, 'tcp_submit');
+    assert.equal(env.sourceChannel, 'tcp_auth', 'tcp_submit saslswitchchannel tcp_auth (init default)');
     assert.equal(env.auth, ALICE.user);
     assert.ok(env.tls !== null);
   });
@@ -228,7 +228,7 @@ describe('AUTH', () => {
       const env = server.envelope(Server.idOf(r.text));
       assert.equal(env.service, 'submit');
       assert.equal(env.auth, ALICE.user);
-      assert.equal(env.sourceChannel, 'tcp_submit');
+      assert.equal(env.sourceChannel, 'tcp_auth', 'tcp_submit saslswitchchannel tcp_auth (init default)');
       await c.quit();
     } finally {
       c.destroy();
