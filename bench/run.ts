@@ -1,9 +1,11 @@
 // `npm run bench [name...]`: runs the named benchmarks (all by default).
 import { runMappingBench } from './mapping.bench.js';
 import { runSmtpBench } from './smtp.bench.js';
+import { runPolicyBench } from './policy.bench.js';
 
 const SUITES: Record<string, () => void | Promise<void>> = {
   mapping: runMappingBench,
+  policy: runPolicyBench,
   smtp: runSmtpBench,
 };
 
