@@ -9,6 +9,7 @@
 
 import { isIP } from 'node:net';
 import { isAbsolute, relative } from 'node:path';
+import { directoryCallouts } from '../daemon/setup.js';
 import type { CliIO, CommandSpec } from './command.js';
 import { EXIT, say } from './command.js';
 import { loadConfig } from '../config/load.js';
@@ -20,7 +21,7 @@ import type { Router } from '../channels/routing.js';
 import { splitAddress } from '../channels/rewrite.js';
 import type { RewriteResult } from '../channels/rewrite.js';
 import { formatProblem } from '../mapping/index.js';
-import type { CalloutServices, SourcePos } from '../mapping/index.js';
+import type { SourcePos } from '../mapping/index.js';
 import { MappingPolicy } from '../policy/mapping-policy.js';
 import type { DecisionEvent, DecisionSink } from '../policy/events.js';
 import type { ConnectionFacts, RcptAnswer, SessionFacts } from '../policy/session-policy.js';
@@ -37,17 +38,6 @@ export interface Offline {
   readonly directory: Directory;
   readonly router: Router;
   readonly policy: MappingPolicy;
-}
-
-/**
- * The services the daemon offers to mapping callouts: no routine libraries, and `$}domain,attr{`
- * answered from the directory store once it is open (it opens after the options name its place).
- */
-export function directoryCallouts(store: () => DirectoryStore | null): CalloutServices {
-  return {
-    libraries: [],
-    directory: { domainAttribute: (d, a) => store()?.domainAttribute(d, a) ?? { ok: false, error: 'directory not open' } },
-  };
 }
 
 /** Only the lookups: the tools must not change the directory (no add, remove or passwd). */

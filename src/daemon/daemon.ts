@@ -13,7 +13,7 @@ import { cidrContains } from '../config/cidr.js';
 import { DirectoryStore } from '../directory/store.js';
 import type { Directory } from '../directory/types.js';
 import type { Channel } from '../channels/model.js';
-import type { CalloutServices, DomainDirectory } from '../mapping/index.js';
+import type { CalloutServices } from '../mapping/index.js';
 import { formatProblem } from '../mapping/index.js';
 import { MappingPolicy } from '../policy/mapping-policy.js';
 import { Router } from '../channels/routing.js';
@@ -25,6 +25,7 @@ import type { ListenerEnv } from '../smtp/server/listener.js';
 import { jsonLogger } from '../telemetry/log.js';
 import type { Logger } from '../telemetry/log.js';
 import { serveControl } from './control.js';
+import { directoryCallouts } from './setup.js';
 import type { ControlReply, ControlRequest } from './control.js';
 
 export interface DaemonOptions {
@@ -101,10 +102,7 @@ export class Daemon {
     // Mapping callouts see the directory through this indirection: the store opens after the
     // options (which name the data directory) are known.
     let dirRef: DirectoryStore | null = null;
-    const domains: DomainDirectory = {
-      domainAttribute: (d, a) => (dirRef ? dirRef.domainAttribute(d, a) : { ok: false, error: 'directory not open' }),
-    };
-    const services: CalloutServices = { libraries: [], directory: domains };
+    const services = directoryCallouts(() => dirRef);
     const loaded = loadConfig(opts.configDir, { services });
     if (!loaded.ok) return { ok: false, problems: loaded.problems };
     const snapshot = loaded.snapshot;

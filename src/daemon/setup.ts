@@ -9,6 +9,7 @@ import { parseMsgConfText } from '../config/msgconf.js';
 import { initConfig } from '../config/init.js';
 import type { InitOptions, InitResult } from '../config/init.js';
 import { DirectoryStore } from '../directory/store.js';
+import type { CalloutServices } from '../mapping/index.js';
 
 /** The data directory named by DIR/msg.conf (store.datadir, default "data" inside DIR). */
 export function dataDirOf(configDir: string): { dir: string } | { error: string } {
@@ -38,4 +39,15 @@ export async function initServer(configDir: string, opts: InitOptions): Promise<
   const added = await store.value.addDomain(opts.domain.toLowerCase().replace(/\.$/, ''));
   if (!added.ok && added.error.code !== 'domain-exists') return { ok: false, code: 'write-failed', message: added.error.message };
   return { ok: true, files: [...r.files, `${data.dir} (directory store with ${opts.domain})`] };
+}
+
+/**
+ * The services the daemon offers to mapping callouts: no routine libraries, and `$}domain,attr{`
+ * answered from the directory store once it is open (it opens after the options name its place).
+ */
+export function directoryCallouts(store: () => DirectoryStore | null): CalloutServices {
+  return {
+    libraries: [],
+    directory: { domainAttribute: (d, a) => store()?.domainAttribute(d, a) ?? { ok: false, error: 'directory not open' } },
+  };
 }
