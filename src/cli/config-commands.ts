@@ -11,14 +11,18 @@ import { StaticDirectory } from '../mapping/services/static-directory.js';
 import { STANDARD_PORTS, UNPRIVILEGED_PORTS } from '../config/init.js';
 import { initServer } from '../daemon/setup.js';
 import { CONFIG_FILES, loadConfig } from '../config/load.js';
-import { optionReference } from '../config/options.js';
+import { describeType, optionReference } from '../config/options.js';
+import { tableOptionReference } from '../config/metermaid-options.js';
+import type { Options } from '../config/types.js';
+import { MeterMaid } from '../throttle/service.js';
 
 /**
  * The services a running server offers to mapping callouts, as far as compiling needs to know
  * (check never evaluates an entry, so an empty directory stands for the real one).
  */
-export function checkServices(): CalloutServices {
-  return { libraries: [], directory: new StaticDirectory([]), sequence: new FileSequenceStore() };
+export function checkServices(options: Options | null): CalloutServices {
+  const meter = new MeterMaid({}, { embeddedOnly: true });
+  return { libraries: [meter.library(options?.metermaid ?? null)], directory: new StaticDirectory([]), sequence: new FileSequenceStore() };
 }
 
 interface InitCliOptions {
@@ -33,7 +37,7 @@ interface CheckCliOptions {
 }
 
 /** The command table of this group; `services` says which callouts `check` may accept. */
-export function configCommands(services: () => CalloutServices = checkServices): readonly CommandSpec[] {
+export function configCommands(services: (options: Options | null) => CalloutServices = checkServices): readonly CommandSpec[] {
   const init: CommandSpec = {
     path: ['init'],
     summary: 'write a new, commented configuration directory (like a fresh Messaging Server install)',
@@ -86,14 +90,14 @@ export function configCommands(services: () => CalloutServices = checkServices):
     run(io, _args, raw) {
       const o = raw as unknown as CheckCliOptions;
       if (o.options) {
-        for (const l of optionReference()) say(io.stdout, l);
+        for (const l of [...optionReference(), ...tableOptionReference((d) => describeType(d.type))]) say(io.stdout, l);
         return Promise.resolve(EXIT.ok);
       }
       if (o.config === undefined) {
         say(io.stderr, 'portcullis: check needs --config DIR (or --options)');
         return Promise.resolve(EXIT.usage);
       }
-      const r = loadConfig(o.config, { services: services() });
+      const r = loadConfig(o.config, { services });
       const problems = r.ok ? r.snapshot.warnings : r.problems;
       for (const p of problems) say(io.stderr, formatProblem(p));
       if (!r.ok) {

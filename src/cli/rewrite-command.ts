@@ -9,7 +9,8 @@
 
 import { isIP } from 'node:net';
 import { isAbsolute, relative } from 'node:path';
-import { directoryCallouts } from '../daemon/setup.js';
+import { serverCallouts } from '../daemon/setup.js';
+import { MeterMaid } from '../throttle/service.js';
 import type { CliIO, CommandSpec } from './command.js';
 import { EXIT, say } from './command.js';
 import { loadConfig } from '../config/load.js';
@@ -61,7 +62,7 @@ export async function openOffline(
   wrapDirectory: (d: Directory) => Directory = (d) => d,
 ): Promise<Offline | null> {
   let store: DirectoryStore | null = null;
-  const loaded = loadConfig(configDir, { services: directoryCallouts(() => store) });
+  const loaded = loadConfig(configDir, { services: serverCallouts(() => store, new MeterMaid({}, { embeddedOnly: true })) });
   if (!loaded.ok) {
     for (const p of loaded.problems) say(io.stderr, formatProblem(p));
     const errors = loaded.problems.filter((p) => p.severity === 'error').length;

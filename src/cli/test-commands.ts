@@ -4,6 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { dirname, resolve } from 'node:path';
+import { readOptions } from '../config/msgconf.js';
+import type { MeterMaidOptions } from '../config/types.js';
+import { MeterMaid } from '../throttle/service.js';
 import type { CliIO, CommandSpec } from './command.js';
 import { EXIT, say } from './command.js';
 import {
@@ -41,6 +45,7 @@ interface MappingCliOptions {
   trace?: boolean;
   domain?: string[];
   general?: string;
+  msgconf?: string;
 }
 
 function buildServices(io: CliIO, o: MappingCliOptions): CalloutServices | null {
@@ -62,8 +67,26 @@ function buildServices(io: CliIO, o: MappingCliOptions): CalloutServices | null 
       return null;
     }
   }
+  let tables: MeterMaidOptions | null = null;
+  if (o.msgconf !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(o.msgconf, 'utf8');
+    } catch (err) {
+      say(io.stderr, `portcullis: --msgconf ${o.msgconf}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      return null;
+    }
+    const r = readOptions(o.msgconf, text, { configDir: dirname(resolve(o.msgconf)) });
+    for (const p of r.problems) say(io.stderr, formatProblem(p));
+    if (r.options === null) return null;
+    tables = r.options.metermaid;
+  }
+  // MeterMaid tables count in a private store for this run: probes given one per line on
+  // standard input are successive hits.
+  const meter = new MeterMaid({}, { embeddedOnly: true });
+  if (tables !== null) meter.reconfigure(tables);
   return {
-    libraries: [],
+    libraries: [meter.library(tables)],
     directory: new StaticDirectory(domains),
     sequence: new FileSequenceStore(),
     ...(general ? { general } : {}),
@@ -119,6 +142,7 @@ const testMapping: CommandSpec = {
     { flags: '--trace', description: 'show every entry tried (human output)' },
     { flags: '--domain <name>', description: 'a hosted domain for $}domain,attribute{ lookups (repeatable; alias=canonical for an alias domain)', repeatable: true },
     { flags: '--general <file>', description: 'general text database for ${key} lookups ("key value" lines)' },
+    { flags: '--msgconf <file>', description: 'a msg.conf whose metermaid.table.* define the MeterMaid tables (counted in memory for this run)' },
   ],
   help: [
     'Probes come from the arguments, or one per line on standard input when none are given.',

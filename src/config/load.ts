@@ -24,8 +24,13 @@ import { SERVICE_CHANNELS } from '../channels/routing.js';
 export const CONFIG_FILES = { msgConf: 'msg.conf', mappings: 'mappings', imta: 'imta.cnf' } as const;
 
 export interface LoadConfigOptions {
-  /** Routine libraries and lookup services the server offers to mapping callouts. */
-  readonly services?: CalloutServices;
+  /**
+   * Routine libraries and lookup services the server offers to mapping callouts; a function when
+   * they depend on msg.conf (MeterMaid tables). It gets null when msg.conf has errors, and should
+   * then offer libraries that accept any argument, so that those errors are not repeated as
+   * mapping errors.
+   */
+  readonly services?: CalloutServices | ((options: Options | null) => CalloutServices);
   /** The time to stamp on the snapshot and to check certificate validity against (default: now). */
   readonly now?: number;
 }
@@ -89,8 +94,9 @@ export function loadConfig(dir: string, opts: LoadConfigOptions = {}): LoadConfi
   if (map.ok) {
     // The text is already read: hand it to the loader for the main file, and let includes
     // come from disk.
+    const services = typeof opts.services === 'function' ? opts.services(options) : (opts.services ?? {});
     const r = loadMappings(mapPath, {
-      services: opts.services ?? {},
+      services,
       read: (path) => (path === mapPath ? { ok: true, text: map.text } : diskReader(path)),
     });
     problems.push(...r.problems);

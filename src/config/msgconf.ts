@@ -10,6 +10,7 @@ import type { SourcePos } from '../mapping/errors.js';
 import { defaultText, OPTION_SCHEMA, optionDef, parseValue, suggestKey } from './options.js';
 import type { OptionDef, OptionKind, ParsedValue } from './options.js';
 import type { ConfigProblem, Options } from './types.js';
+import { isTableKey, readTables } from './metermaid-options.js';
 
 export interface MsgConfEntry {
   /** Lower-cased key. */
@@ -116,7 +117,12 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
   const syntax = parseMsgConfText(file, text);
   const problems: ConfigProblem[] = [...syntax.problems];
   const given = new Map<string, MsgConfEntry>();
+  const tableEntries: MsgConfEntry[] = [];
   for (const e of syntax.entries) {
+    if (isTableKey(e.key)) {
+      tableEntries.push(e);
+      continue;
+    }
     if (optionDef(e.key) === undefined) {
       const hint = suggestKey(e.key);
       problems.push(
@@ -144,6 +150,9 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
     for (const w of r.warnings) problems.push(problem(where(w.offset), 'value-warning', w.message, 'warning'));
     resolved.set(def.key, { def, value: r.value, entry });
   }
+
+  const tables = readTables(tableEntries, ctx.configDir);
+  problems.push(...tables.problems);
 
   const posOf = (key: string): SourcePos | undefined => given.get(key)?.valuePos;
   const get = <K extends OptionKind>(key: string, kind: K): ParsedValue[K] => {
@@ -212,6 +221,15 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
       orcpt: get('mta.access_orcpt', 'integer'),
       counts: get('mta.access_counts', 'integer'),
       paranoia: get('mta.mapping_paranoia', 'string'),
+    },
+    metermaid: {
+      tables: tables.tables,
+      server: get('metermaid.config.serverhost', 'string') === '' ? null : { host: get('metermaid.config.serverhost', 'string'), port: get('metermaid.config.port', 'integer'), secret: get('metermaid.config.secret', 'string') },
+      client: {
+        connectFrequencyMs: ms('metermaid.mtaclient.connectfrequency'),
+        connectWaitMs: ms('metermaid.mtaclient.connectwait'),
+        timeoutMs: get('metermaid.mtaclient.timeoutms', 'integer'),
+      },
     },
   };
   return { options, problems, valuePos: posOf };

@@ -192,6 +192,44 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     defaultDoc: 'empty, off',
     description: 'A character that replaces "|" inside addresses in access probes (MAPPING_PARANOIA), so an address cannot fake field boundaries',
   },
+  {
+    key: 'metermaid.config.serverhost',
+    type: { kind: 'string', check: (v) => (v === '' || isHostname(v) || parseIp(v) !== null ? undefined : `"${v}" is not a host name or IP address`) },
+    default: '',
+    defaultDoc: 'empty, the embedded in-process store',
+    description: 'Redis server holding the MeterMaid tables shared by every node; empty keeps them in this process (one node only)',
+  },
+  {
+    key: 'metermaid.config.port',
+    type: { kind: 'integer', min: 1, max: 65535 },
+    default: '6379',
+    description: "TCP port of the MeterMaid Redis server (Redis's own default; Messaging Server's daemon used 63837)",
+  },
+  {
+    key: 'metermaid.config.secret',
+    type: { kind: 'string' },
+    default: '',
+    defaultDoc: 'empty, no AUTH',
+    description: 'Password sent with AUTH to the MeterMaid Redis server (its requirepass)',
+  },
+  {
+    key: 'metermaid.mtaclient.connectfrequency',
+    type: { kind: 'duration', min: 1, max: 3600 },
+    default: '15',
+    description: 'After the MeterMaid store is lost, wait this long between reconnection attempts; meanwhile the tables answer per their on_error',
+  },
+  {
+    key: 'metermaid.mtaclient.connectwait',
+    type: { kind: 'duration', min: 1, max: 60 },
+    default: '5',
+    description: 'Longest wait for a connection to the MeterMaid store to be established',
+  },
+  {
+    key: 'metermaid.mtaclient.timeoutms',
+    type: { kind: 'integer', min: 10, max: 60_000 },
+    default: '500',
+    description: 'Longest wait in milliseconds for one MeterMaid decision from the store; past it the table answers per its on_error',
+  },
 ];
 
 const BY_KEY: ReadonlyMap<string, OptionDef> = new Map(OPTION_SCHEMA.map((d) => [d.key, d]));

@@ -7,6 +7,7 @@ import type { MappingSet } from '../mapping/index.js';
 import type { ImtaConfig } from './imta-cnf.js';
 import type { ChannelTable } from '../channels/model.js';
 import type { CompiledRule } from '../channels/rewrite.js';
+import type { TableSpec } from '../throttle/types.js';
 
 /** A problem in any configuration file: file, line, column, severity, stable code, message. */
 export type ConfigProblem = MappingProblem;
@@ -70,6 +71,15 @@ export interface Options {
     /** MAPPING_PARANOIA: replaces "|" in address fields; '' = off. */
     readonly paranoia: string;
   };
+  /** MeterMaid (spec §7): tables, and the shared store (null: the embedded in-process store). */
+  readonly metermaid: MeterMaidOptions;
+}
+
+export interface MeterMaidOptions {
+  /** Tables by lower-case name. */
+  readonly tables: ReadonlyMap<string, TableSpec>;
+  readonly server: { readonly host: string; readonly port: number; readonly secret: string } | null;
+  readonly client: { readonly connectFrequencyMs: number; readonly connectWaitMs: number; readonly timeoutMs: number };
 }
 
 /** Channels and compiled rewrite rules from imta.cnf. */

@@ -5,6 +5,8 @@
 //   {"cmd":"reload"}            → {"ok":true,"warnings":[...]} | {"ok":false,"problems":[...]}
 //   {"cmd":"directory-reload"}  → {"ok":true} | {"ok":false,"error":"..."}
 //   {"cmd":"status"}            → {"ok":true,"pid":…,"connections":…,"configLoadedAt":"…"}
+//   {"cmd":"throttle-show","table":"t","key"?:"k","limit"?:n} → {"ok":true,"view":{…}}
+//   {"cmd":"throttle-reset","table":"t","key"?:"k"}           → {"ok":true,"removed":n}
 
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
@@ -16,7 +18,12 @@ export function controlSocketPath(dataDir: string): string {
   return join(dataDir, CONTROL_SOCKET);
 }
 
-export type ControlRequest = { readonly cmd: 'reload' } | { readonly cmd: 'directory-reload' } | { readonly cmd: 'status' };
+export type ControlRequest =
+  | { readonly cmd: 'reload' }
+  | { readonly cmd: 'directory-reload' }
+  | { readonly cmd: 'status' }
+  | { readonly cmd: 'throttle-show'; readonly table: string; readonly key?: string; readonly limit?: number }
+  | { readonly cmd: 'throttle-reset'; readonly table: string; readonly key?: string };
 export type ControlReply = { readonly ok: boolean } & Readonly<Record<string, unknown>>;
 
 export type ControlHandler = (req: ControlRequest) => Promise<ControlReply>;
@@ -25,8 +32,14 @@ const MAX_REQUEST = 64 * 1024;
 
 function parseRequest(line: string): ControlRequest | null {
   try {
-    const v = JSON.parse(line) as { cmd?: unknown };
+    const v = JSON.parse(line) as { cmd?: unknown; table?: unknown; key?: unknown; limit?: unknown };
     if (v.cmd === 'reload' || v.cmd === 'directory-reload' || v.cmd === 'status') return { cmd: v.cmd };
+    if ((v.cmd === 'throttle-show' || v.cmd === 'throttle-reset') && typeof v.table === 'string') {
+      const key = typeof v.key === 'string' ? v.key : undefined;
+      if (v.cmd === 'throttle-reset') return { cmd: v.cmd, table: v.table, key };
+      const limit = typeof v.limit === 'number' && Number.isInteger(v.limit) && v.limit > 0 ? Math.min(v.limit, 100_000) : undefined;
+      return { cmd: v.cmd, table: v.table, key, limit };
+    }
   } catch {
     // fall through
   }

@@ -25,7 +25,9 @@ import type { ListenerEnv } from '../smtp/server/listener.js';
 import { jsonLogger } from '../telemetry/log.js';
 import type { Logger } from '../telemetry/log.js';
 import { serveControl } from './control.js';
-import { directoryCallouts } from './setup.js';
+import { serverCallouts } from './setup.js';
+import { MeterMaid } from '../throttle/service.js';
+import type { MeterEvent } from '../throttle/library.js';
 import type { ControlReply, ControlRequest } from './control.js';
 
 export interface DaemonOptions {
@@ -78,7 +80,8 @@ export class Daemon {
     readonly directory: DirectoryStore,
     readonly spool: Spool,
     readonly log: Logger,
-    private readonly services: CalloutServices,
+    private readonly services: (options: Options | null) => CalloutServices,
+    readonly meter: MeterMaid,
     private readonly listeners: SmtpListeners,
     private readonly policy: SessionPolicy,
   ) {
@@ -102,7 +105,14 @@ export class Daemon {
     // Mapping callouts see the directory through this indirection: the store opens after the
     // options (which name the data directory) are known.
     let dirRef: DirectoryStore | null = null;
-    const services = directoryCallouts(() => dirRef);
+    // MeterMaid reports through the log, which opens after the options are read.
+    let logRef: Logger | null = null;
+    const meter = new MeterMaid({
+      onEvent: meterEventLogger(() => logRef),
+      onStoreState: (state, detail) =>
+        logRef?.log(state === 'ready' ? 'info' : 'warn', state === 'ready' ? 'metermaid-store-connected' : 'metermaid-store-lost', { detail }),
+    });
+    const services = serverCallouts(() => dirRef, meter);
     const loaded = loadConfig(opts.configDir, { services });
     if (!loaded.ok) return { ok: false, problems: loaded.problems };
     const snapshot = loaded.snapshot;
@@ -111,6 +121,14 @@ export class Daemon {
     const sinks: { write(s: string): unknown }[] = [createWriteStream(join(o.dataDir, 'log', 'portcullis.log'), { flags: 'a', mode: 0o640 })];
     if (opts.logSink) sinks.push(opts.logSink);
     const log = jsonLogger(sinks, o.logLevel);
+    logRef = log;
+    meter.reconfigure(o.metermaid);
+    if (o.metermaid.server !== null && !(await meter.ready())) {
+      log.log('warn', 'metermaid-store-unavailable', {
+        server: `${o.metermaid.server.host}:${o.metermaid.server.port}`,
+        detail: 'starting anyway; MeterMaid tables answer per their on_error until the store is reachable',
+      });
+    }
     const opened = await DirectoryStore.open(o.dataDir);
     if (!opened.ok) return { ok: false, problems: [], error: opened.error.message };
     const directory = opened.value;
@@ -143,7 +161,7 @@ export class Daemon {
       tlsContext: () => current().tlsCtx,
     };
     const listeners = new SmtpListeners(env, log);
-    daemon = new Daemon(opts.configDir, snapshot, directory, spool, log, services, listeners, policy);
+    daemon = new Daemon(opts.configDir, snapshot, directory, spool, log, services, meter, listeners, policy);
     for (const w of snapshot.warnings) log.log('warn', 'config-warning', { problem: formatProblem(w) });
     try {
       daemon.control = await serveControl(o.dataDir, (req) => current().handleControl(req));
@@ -176,6 +194,8 @@ export class Daemon {
     for (const what of restartOnly(this.snapshot.options, loaded.snapshot.options)) {
       warnings.push(`${what} changed: takes effect after a restart`);
     }
+    const storeNote = this.meter.reconfigure(loaded.snapshot.options.metermaid);
+    if (storeNote !== undefined) warnings.push(storeNote);
     this.snapshot = loaded.snapshot;
     this.tlsCtx = ctx;
     this.log.log('info', 'config-reloaded', { warnings });
@@ -201,10 +221,23 @@ export class Daemon {
         this.log.log('info', 'directory-reloaded', { domains: r.value.domains, users: r.value.users });
         return { ok: true };
       }
+      case 'throttle-show':
+      case 'throttle-reset':
+        try {
+          if (req.cmd === 'throttle-reset') {
+            const removed = await this.meter.reset(req.table, req.key);
+            this.log.log('info', 'metermaid-reset', { table: req.table, key: req.key ?? null, removed });
+            return { ok: true, removed };
+          }
+          return { ok: true, view: await this.meter.show(req.table, req.key, req.limit) };
+        } catch (err) {
+          return { ok: false, error: err instanceof Error ? err.message : String(err) };
+        }
       case 'status':
         return {
           ok: true,
           pid: process.pid,
+          metermaid: this.meter.store.kind,
           connections: this.listeners.connections,
           configLoadedAt: new Date(this.snapshot.loadedAt).toISOString(),
           listening: this.bound.map((b) => `${b.service}@${b.address}:${b.port}`),
@@ -219,6 +252,31 @@ export class Daemon {
     this.log.log('info', 'server-stopping', { graceMs });
     await this.listeners.close(graceMs);
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    await this.meter.close();
     this.log.log('info', 'server-stopped', {});
   }
+}
+
+/**
+ * Logs MeterMaid events: each over-quota decision at info; store errors at warn, at most one
+ * record per table every 10 s (with the number suppressed), so an outage does not flood the log.
+ */
+function meterEventLogger(log: () => Logger | null): (e: MeterEvent) => void {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (e) => {
+    const l = log();
+    if (l === null) return;
+    if (e.kind === 'over') {
+      l.log('info', 'metermaid-over-quota', { table: e.table, key: e.key, count: Math.round(e.count * 100) / 100, routine: e.routine });
+      return;
+    }
+    const now = Date.now();
+    const seen = last.get(e.table);
+    if (seen !== undefined && now - seen.at < 10_000) {
+      seen.suppressed++;
+      return;
+    }
+    last.set(e.table, { at: now, suppressed: 0 });
+    l.log('warn', 'metermaid-error', { table: e.table, routine: e.routine, error: e.message, answer: e.answer, suppressed: seen?.suppressed ?? 0 });
+  };
 }

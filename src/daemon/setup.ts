@@ -10,6 +10,8 @@ import { initConfig } from '../config/init.js';
 import type { InitOptions, InitResult } from '../config/init.js';
 import { DirectoryStore } from '../directory/store.js';
 import type { CalloutServices } from '../mapping/index.js';
+import type { Options } from '../config/types.js';
+import type { MeterMaid } from '../throttle/service.js';
 
 /** The data directory named by DIR/msg.conf (store.datadir, default "data" inside DIR). */
 export function dataDirOf(configDir: string): { dir: string } | { error: string } {
@@ -42,12 +44,12 @@ export async function initServer(configDir: string, opts: InitOptions): Promise<
 }
 
 /**
- * The services the daemon offers to mapping callouts: no routine libraries, and `$}domain,attr{`
- * answered from the directory store once it is open (it opens after the options name its place).
+ * The services the daemon offers to mapping callouts, built for each configuration: MeterMaid's
+ * check_metermaid.so over the configuration's tables, and `$}domain,attr{` answered from the
+ * directory store once it is open (it opens after the options name its place). Offline tools pass
+ * a MeterMaid with its own embedded store, so a test never counts against production.
  */
-export function directoryCallouts(store: () => DirectoryStore | null): CalloutServices {
-  return {
-    libraries: [],
-    directory: { domainAttribute: (d, a) => store()?.domainAttribute(d, a) ?? { ok: false, error: 'directory not open' } },
-  };
+export function serverCallouts(store: () => DirectoryStore | null, meter: MeterMaid): (options: Options | null) => CalloutServices {
+  const directory = { domainAttribute: (d: string, a: string) => store()?.domainAttribute(d, a) ?? { ok: false as const, error: 'directory not open' } };
+  return (options) => ({ libraries: [meter.library(options?.metermaid ?? null)], directory });
 }
