@@ -57,6 +57,16 @@ export function renderMsgConf(values: Readonly<Record<string, string>>, domain: 
     out.push('', `! ${def.description}.`, `! (${describeType(def.type)}; default: ${dflt})`);
     out.push(value === '' ? `${def.key} =` : `${def.key} = ${value !== value.trim() ? `"${value}"` : value}`);
   }
+  out.push(
+    '',
+    '! ---- metermaid.table.NAME.* ----',
+    '',
+    '! MeterMaid tables (portcullis check --options lists the sub-options). This one backs the',
+    '! connection throttle that is commented out in PORT_ACCESS: 15 connections a minute per address.',
+    '!metermaid.table.ext_throttle.data_type = ipv4',
+    '!metermaid.table.ext_throttle.quota = 15',
+    '!metermaid.table.ext_throttle.quota_time = 60',
+  );
   return out.join('\n') + '\n';
 }
 
@@ -83,6 +93,9 @@ export function renderMappings(domain: string, smtpPort: number): string {
     'PORT_ACCESS',
     '',
     '  *|*|*|*|*   $C$|INTERNAL_IP;$3|$Y$E',
+    '! To refuse an outside address that opens more than 15 connections a minute (MeterMaid, seed 000),',
+    '! uncomment the next line and the metermaid.table.ext_throttle lines at the end of msg.conf:',
+    '!  *|*|*|*|*   $C$:A$[IMTA_LIB:check_metermaid.so,throttle,ext_throttle,$3]$N421$ Connection$ declined$ at$ this$ time$E',
     '  *           $YEXTERNAL',
     '',
     '! ORIG_SEND_ACCESS: "source-channel|sender|destination-channel|recipient" before alias expansion.',
