@@ -7,6 +7,7 @@
 //   {"cmd":"status"}            → {"ok":true,"pid":…,"connections":…,"configLoadedAt":"…"}
 //   {"cmd":"throttle-show","table":"t","key"?:"k","limit"?:n} → {"ok":true,"view":{…}}
 //   {"cmd":"throttle-reset","table":"t","key"?:"k"}           → {"ok":true,"removed":n}
+//   (throttle errors: {"ok":false,"error":"…","code":"bad-request"|"failed"}, throttle-control.ts)
 
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';

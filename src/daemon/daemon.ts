@@ -25,6 +25,7 @@ import type { ListenerEnv } from '../smtp/server/listener.js';
 import { jsonLogger } from '../telemetry/log.js';
 import type { Logger } from '../telemetry/log.js';
 import { serveControl } from './control.js';
+import { throttleControl } from './throttle-control.js';
 import { serverCallouts } from './setup.js';
 import { MeterMaid } from '../throttle/service.js';
 import type { MeterEvent } from '../throttle/library.js';
@@ -223,16 +224,7 @@ export class Daemon {
       }
       case 'throttle-show':
       case 'throttle-reset':
-        try {
-          if (req.cmd === 'throttle-reset') {
-            const removed = await this.meter.reset(req.table, req.key);
-            this.log.log('info', 'metermaid-reset', { table: req.table, key: req.key ?? null, removed });
-            return { ok: true, removed };
-          }
-          return { ok: true, view: await this.meter.show(req.table, req.key, req.limit) };
-        } catch (err) {
-          return { ok: false, error: err instanceof Error ? err.message : String(err) };
-        }
+        return throttleControl(this.meter, req, this.log);
       case 'status':
         return {
           ok: true,

@@ -41,6 +41,14 @@ export function openStore(o: MeterMaidOptions, hooks: MeterMaidHooks = {}): Thro
   return new RedisStore({ ...o.server, ...o.client, onState: hooks.onStoreState });
 }
 
+/** A `throttle show|reset` request the administrator can fix: an unknown table, a key that does not fit it. */
+export class TableRequestError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TableRequestError';
+  }
+}
+
 export interface MeterMaidSetup {
   /** Always use a private embedded store (offline tools must not count against production). */
   readonly embeddedOnly?: boolean;
@@ -114,14 +122,14 @@ export class MeterMaid {
     const spec = this.tables.get(table.toLowerCase());
     if (spec === undefined) {
       const known = [...this.tables.keys()];
-      throw new Error(`no MeterMaid table "${table}"${known.length ? ` (tables: ${known.join(', ')})` : ' (msg.conf defines none)'}`);
+      throw new TableRequestError(`no MeterMaid table "${table}"${known.length ? ` (tables: ${known.join(', ')})` : ' (msg.conf defines none)'}`);
     }
     return spec;
   }
 
   private key(spec: TableSpec, raw: string): string {
     const k = tableKey(spec, raw);
-    if (!k.ok) throw new Error(k.message);
+    if (!k.ok) throw new TableRequestError(k.message);
     return k.key;
   }
 
