@@ -10,7 +10,7 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -169,7 +169,13 @@ export interface Ports {
 export type ConfigText = string | ((ctx: { readonly ports: Ports; readonly text: string }) => string);
 
 export interface ServerSpec {
-  /** msg.conf values to set on top of `portcullis init --unprivileged`. */
+  /**
+   * A configuration directory to copy and run instead of the one `portcullis init` writes (a
+   * shipped example). The copy gets the test's ports, store.datadir inside the copy, and `conf`;
+   * its hosted domains come from `domains`.
+   */
+  readonly from?: string;
+  /** msg.conf values to set on top of `portcullis init --unprivileged` (or of `from`'s msg.conf). */
   readonly conf?: Readonly<Record<string, string>>;
   /** Domains to host besides DOMAIN, or alias domains of hosted ones (added before the users). */
   readonly domains?: readonly (string | { readonly name: string; readonly aliasOf: string })[];
@@ -252,11 +258,15 @@ export class Server {
     const dir = mkdtempSync(join(tmpdir(), 'portcullis-it-'));
     const configDir = join(dir, 'config');
     const dataDir = join(configDir, 'data');
-    const init = await portcullis(['init', configDir, '--domain', DOMAIN, '--hostname', HOSTNAME, '--unprivileged']);
-    if (init.code !== 0) throw new Error(`portcullis init failed (${init.code}): ${init.stderr}`);
-    // init makes its domain hosted; the directory must say so.
-    const dom = await portcullis(['domain', 'list', '--json', '--data', dataDir]);
-    if (dom.code !== 0 || !dom.stdout.includes(`"${DOMAIN}"`)) throw new Error(`init did not host ${DOMAIN}: ${dom.stdout}${dom.stderr}`);
+    if (spec.from !== undefined) {
+      cpSync(spec.from, configDir, { recursive: true });
+    } else {
+      const init = await portcullis(['init', configDir, '--domain', DOMAIN, '--hostname', HOSTNAME, '--unprivileged']);
+      if (init.code !== 0) throw new Error(`portcullis init failed (${init.code}): ${init.stderr}`);
+      // init makes its domain hosted; the directory must say so.
+      const dom = await portcullis(['domain', 'list', '--json', '--data', dataDir]);
+      if (dom.code !== 0 || !dom.stdout.includes(`"${DOMAIN}"`)) throw new Error(`init did not host ${DOMAIN}: ${dom.stdout}${dom.stderr}`);
+    }
     for (const d of spec.domains ?? []) {
       const args = typeof d === 'string' ? [d] : [d.name, '--alias-of', d.aliasOf];
       const r = await portcullis(['domain', 'add', ...args, '--data', dataDir]);
@@ -280,6 +290,8 @@ export class Server {
         'service.smtp.port': String(ports.smtp),
         'service.submit.port': String(ports.submit),
         'service.smtps.port': String(ports.smtps),
+        // A copied configuration may name any data directory; the test's stays inside the copy.
+        ...(spec.from !== undefined ? { 'store.datadir': dataDir } : {}),
         ...spec.conf,
       });
       writeFileSync(join(configDir, 'msg.conf'), conf);
