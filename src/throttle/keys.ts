@@ -34,10 +34,42 @@ function formatV6(bytes: Uint8Array): string {
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
+/**
+ * True when `s` is a dotted quad in its canonical spelling already (four decimal numbers 0-255,
+ * no leading zeros, nothing around them) — what a client address probe field always holds. Such
+ * a key is its own canonical form, so the common case of every ipv4-table decision skips parsing
+ * the address into bytes and printing it back.
+ */
+function isCanonicalIPv4(s: string): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let digits = 0;
+  let value = 0;
+  let first = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || value > 255 || (digits > 1 && first === 48)) return false;
+      parts++;
+      digits = 0;
+      value = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 0) first = c;
+      if (++digits > 3) return false;
+      value = value * 10 + (c - 48);
+    } else {
+      return false;
+    }
+  }
+  return parts === 4;
+}
+
 /** The canonical key for `raw` in `spec`'s table, or why it does not fit. */
 export function tableKey(spec: TableSpec, raw: string): KeyCheck {
   if (raw.length > MAX_KEY_LENGTH) return { ok: false, message: `key is longer than ${MAX_KEY_LENGTH} characters` };
   if (spec.dataType === 'ipv4') {
+    if (isCanonicalIPv4(raw)) return { ok: true, key: raw };
     const ip = parseIp(raw);
     if (ip === null) return { ok: false, message: `"${raw}" is not an IP address (table ${spec.name} has data_type ipv4)` };
     const b = ip.bytes;

@@ -13,7 +13,7 @@ import { FAIL, imageBaseName, quoteTemplateText, succeed } from '../mapping/call
 import type { CalloutAnswer, CalloutLibrary, CalloutRoutine } from '../mapping/callouts.js';
 import { tableKey } from './keys.js';
 import { compare, parseCondition, parseDelta } from './meter.js';
-import type { MaybePromise, TableSpec, ThrottleStore } from './types.js';
+import type { HitResult, MaybePromise, TableSpec, ThrottleStore } from './types.js';
 
 export const METERMAID_IMAGE = 'check_metermaid.so';
 
@@ -112,6 +112,10 @@ function then<T>(v: MaybePromise<T>, f: (t: T) => CalloutAnswer, onError: (e: un
   return f(v);
 }
 
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
 /** A count for the `query` result: whole hits, or two decimals while a decay drains. */
 function formatCount(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
@@ -126,6 +130,18 @@ function routine(def: RoutineDef, env: MeterMaidEnv): CalloutRoutine {
     if (!def.types.includes(spec.type)) return `table ${spec.name} is a ${spec.type} table; ${def.name} works on ${def.types.join(' or ')} tables`;
     if (def.integer === true && spec.valueType !== 'integer') return `${def.name} needs integer values: set metermaid.table.${spec.name}.value_type = integer`;
     return undefined;
+  };
+
+  const failed = (spec: TableSpec, message: string): CalloutAnswer => {
+    const deny = def.refusing && spec.onError === 'deny';
+    env.onEvent?.({ kind: 'error', routine: def.name, table: spec.name, message, answer: def.refusing ? spec.onError : 'fail' });
+    return deny ? succeed('') : { ok: false, error: message };
+  };
+
+  const throttled = (spec: TableSpec, key: string, r: HitResult): CalloutAnswer => {
+    if (!r.over) return FAIL;
+    env.onEvent?.({ kind: 'over', routine: def.name, table: spec.name, key, count: r.count });
+    return succeed('');
   };
 
   return {
@@ -147,35 +163,33 @@ function routine(def: RoutineDef, env: MeterMaidEnv): CalloutRoutine {
       const spec = env.tables.get(args.table);
       const bad = problemOfTable(spec, args.table);
       if (spec === undefined || bad !== undefined) return { ok: false, error: bad };
-      const failed = (message: string): CalloutAnswer => {
-        const deny = def.refusing && spec.onError === 'deny';
-        env.onEvent?.({ kind: 'error', routine: def.name, table: spec.name, message, answer: def.refusing ? spec.onError : 'fail' });
-        return deny ? succeed('') : { ok: false, error: message };
-      };
-      const onError = (e: unknown): CalloutAnswer => failed(e instanceof Error ? e.message : String(e));
       const k = tableKey(spec, args.key);
-      if (!k.ok) return failed(k.message);
+      if (!k.ok) return failed(spec, k.message);
       const key = k.key;
       const store = env.store();
       const now = env.now();
+      // throttle runs for every connection or message a seed entry sees: with the embedded store
+      // its path creates no closures.
+      if (def.name === 'throttle') {
+        try {
+          const r = store.hit(spec, key, now);
+          return r instanceof Promise ? r.then((v) => throttled(spec, key, v), (e: unknown) => failed(spec, errorText(e))) : throttled(spec, key, r);
+        } catch (e) {
+          return failed(spec, errorText(e));
+        }
+      }
+      const onError = (e: unknown): CalloutAnswer => failed(spec, errorText(e));
       try {
         switch (def.name) {
-          case 'throttle':
-            return then(
-              store.hit(spec, key, now),
-              (r) => {
-                if (!r.over) return FAIL;
-                env.onEvent?.({ kind: 'over', routine: def.name, table: spec.name, key, count: r.count });
-                return succeed('');
-              },
-              onError,
-            );
           case 'query':
             if (spec.type === 'simple') return then(store.fetch(spec, key, now), (v) => (v === undefined ? FAIL : succeed(quoteTemplateText(v))), onError);
             return then(store.peek(spec, key, now), (u) => (u !== undefined && u.over ? succeed(formatCount(u.count)) : FAIL), onError);
           case 'store': {
-            if (spec.valueType === 'integer' && parseDelta(args.value) === undefined) return { ok: false, error: `"${args.value}" is not an integer (table ${spec.name})` };
-            return then(store.store(spec, key, args.value, now), () => succeed(''), onError);
+            // Integers are stored in one spelling ("+5", " 5" and "05" as "5"), which adjust can add to.
+            const n = spec.valueType === 'integer' ? parseDelta(args.value) : 0;
+            if (n === undefined) return { ok: false, error: `"${args.value}" is not an integer (table ${spec.name})` };
+            const value = spec.valueType === 'integer' ? String(n) : args.value;
+            return then(store.store(spec, key, value, now), () => succeed(''), onError);
           }
           case 'fetch':
             return then(store.fetch(spec, key, now), (v) => (v === undefined ? FAIL : succeed(quoteTemplateText(v))), onError);
@@ -193,7 +207,7 @@ function routine(def: RoutineDef, env: MeterMaidEnv): CalloutRoutine {
               store.fetch(spec, key, now),
               (v) => {
                 const n = v === undefined ? 0 : Number(v);
-                if (!Number.isSafeInteger(n)) return failed(`the value of ${key} in ${spec.name} is not an integer`);
+                if (!Number.isSafeInteger(n)) return failed(spec, `the value of ${key} in ${spec.name} is not an integer`);
                 return compare(n, cond.op, cond.value) ? succeed('') : FAIL;
               },
               onError,

@@ -40,9 +40,14 @@ export function decayedCount(spec: TableSpec, s: DecayState, now: number): numbe
   return c > 0 ? c : 0;
 }
 
-function decayRetryAfter(spec: TableSpec, count: number): number {
+/**
+ * ms until a hit is admitted again at `count`: the first whole ms at which the count has drained
+ * to within EPS of quota - 1, the same tolerance decayHit admits with (so a hit one ms earlier is
+ * still refused, even on slow tables whose rate per ms is below EPS).
+ */
+export function decayRetryAfter(spec: TableSpec, count: number): number {
   const excess = count + 1 - spec.quota;
-  return excess > EPS ? Math.ceil(excess / decayRate(spec)) : 0;
+  return excess > EPS ? Math.max(0, Math.ceil((excess - EPS) / decayRate(spec))) : 0;
 }
 
 /** Counts one hit; updates `s`. */

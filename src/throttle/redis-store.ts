@@ -9,7 +9,8 @@
 //   <prefix><table>:d:<key>   hash {c, t}           decay state
 //   <prefix><table>:w:<key>   sorted set of times   window state (at most `quota` members)
 //   <prefix><table>:s:<key>   string                simple-table value
-//   <prefix><table>:<m>:idx   sorted set key→last use, for max_entries (LRU) and `throttle show`
+//   <prefix><table>:<m>#idx   sorted set key→last use, for max_entries (LRU) and `throttle show`
+//                             ("#idx", not ":idx": every name after "<m>:" is some key's state)
 //
 // Failure handling follows check_metermaid's client (spec §7.3): no offline queue (a command while
 // disconnected fails at once), reconnect attempts every connectfrequency, a bounded wait per
@@ -17,7 +18,7 @@
 // fast, so a hung server costs each decision nothing rather than the full timeout.
 
 import { Redis } from 'ioredis';
-import { decayUsage, windowUsage } from './meter.js';
+import { decayRetryAfter, decayUsage, windowUsage } from './meter.js';
 import type { HitResult, SimpleEntry, TableSpec, ThrottleStore, Usage } from './types.js';
 import { StoreError } from './types.js';
 
@@ -38,18 +39,19 @@ export interface RedisStoreOptions {
   readonly onState?: (state: 'ready' | 'down', detail: string) => void;
 }
 
-// Shared tail of the write scripts: record the key's use in the table index, forget index
-// entries idle for longer than quota_time, evict the least recently used keys past max_entries.
+// Shared tail of the write scripts: record the key's use in the table index, evict the least
+// recently used keys past max_entries (drained ones included, as the embedded store does), and
+// keep the index alive as long as the longest-lived state it indexes (`ttl` is the lifetime of
+// the state just written; a penalized count can outlive quota_time).
 const TOUCH = `
-local function touch(idx, prefix, now, qt, maxe, member)
+local function touch(idx, prefix, now, ttl, maxe, member)
   redis.call('ZADD', idx, now, member)
-  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now - qt)
   local n = redis.call('ZCARD', idx)
   if n > maxe then
     local ev = redis.call('ZPOPMIN', idx, n - maxe)
     for i = 1, #ev, 2 do redis.call('DEL', prefix .. ev[i]) end
   end
-  redis.call('PEXPIRE', idx, qt)
+  if redis.call('PTTL', idx) < tonumber(ttl) then redis.call('PEXPIRE', idx, ttl) end
 end
 `;
 
@@ -72,7 +74,7 @@ if c > 0 then
   local ttl = math.ceil(c / rate)
   if ttl < 1 then ttl = 1 end
   redis.call('PEXPIRE', KEYS[1], ttl)
-  touch(KEYS[2], KEYS[3], now, qt, tonumber(ARGV[5]), ARGV[6])
+  touch(KEYS[2], KEYS[3], now, ttl, tonumber(ARGV[5]), ARGV[6])
 end
 return {over and 1 or 0, string.format('%.17g', c)}
 `;
@@ -91,8 +93,9 @@ if (not over) or ARGV[4] == '1' then
     n = quota
   end
   redis.call('PEXPIRE', KEYS[1], qt)
-  touch(KEYS[2], KEYS[3], now, qt, tonumber(ARGV[5]), ARGV[6])
 end
+-- A refused hit is a use too (LRU order), as in the embedded store.
+if n > 0 then touch(KEYS[2], KEYS[3], now, qt, tonumber(ARGV[5]), ARGV[6]) end
 local retry = 0
 if n >= quota then
   local r = redis.call('ZRANGE', KEYS[1], n - quota, n - quota, 'WITHSCORES')
@@ -213,6 +216,10 @@ export class RedisStore implements ThrottleStore {
     return `${this.prefix}${spec.name}:${modeChar(spec)}:`;
   }
 
+  private idx(spec: TableSpec): string {
+    return `${this.prefix}${spec.name}:${modeChar(spec)}#idx`;
+  }
+
   /** Runs one request with the failure rules of the class comment. */
   private async run<T>(what: string, f: () => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreError('the MeterMaid store is closed', 'unavailable');
@@ -240,13 +247,12 @@ export class RedisStore implements ThrottleStore {
     const common = [t, spec.quota, spec.quotaTimeMs, spec.penalize ? '1' : '0', spec.maxEntries, key];
     if (spec.mode === 'window') {
       const nonce = `${t}:${this.nonceBase}:${++this.seq}`;
-      const [over, count, retry] = await this.run('throttle', () => this.cmd.mmHitWindow(base + key, `${base}idx`, base, ...common, nonce));
+      const [over, count, retry] = await this.run('throttle', () => this.cmd.mmHitWindow(base + key, this.idx(spec), base, ...common, nonce));
       return { over: over === 1, count, retryAfterMs: Math.ceil(retry) };
     }
-    const [over, c] = await this.run('throttle', () => this.cmd.mmHitDecay(base + key, `${base}idx`, base, ...common));
+    const [over, c] = await this.run('throttle', () => this.cmd.mmHitDecay(base + key, this.idx(spec), base, ...common));
     const count = Number(c);
-    const excess = count + 1 - spec.quota;
-    return { over: over === 1, count, retryAfterMs: excess > 1e-9 ? Math.ceil(excess / (spec.quota / spec.quotaTimeMs)) : 0 };
+    return { over: over === 1, count, retryAfterMs: decayRetryAfter(spec, count) };
   }
 
   async peek(spec: TableSpec, key: string, now: number): Promise<Usage | undefined> {
@@ -264,28 +270,38 @@ export class RedisStore implements ThrottleStore {
     return u.count > 0 ? u : undefined;
   }
 
-  private async recent(spec: TableSpec, limit: number): Promise<string[]> {
-    return this.run('list', () => this.redis.zrevrange(`${this.base(spec)}idx`, 0, Math.max(0, limit - 1)));
+  /**
+   * Up to `limit` answers of `read` for the table's keys, most recently used first. The index also
+   * holds drained keys (until max_entries evicts them), so it is read a page at a time until
+   * `limit` live keys are found or it runs out.
+   */
+  private async recent<T>(spec: TableSpec, limit: number, read: (keys: string[]) => Promise<(T | undefined)[]>): Promise<T[]> {
+    const out: T[] = [];
+    const page = Math.max(limit, 100);
+    for (let start = 0; out.length < limit; start += page) {
+      const keys = await this.run('list', () => this.redis.zrevrange(this.idx(spec), start, start + page - 1));
+      for (const v of await read(keys)) if (v !== undefined && out.length < limit) out.push(v);
+      if (keys.length < page) break;
+    }
+    return out;
   }
 
   async list(spec: TableSpec, now: number, limit: number): Promise<Usage[]> {
-    const keys = await this.recent(spec, limit);
-    const all = await Promise.all(keys.map((k) => this.peek(spec, k, now)));
-    return all.filter((u): u is Usage => u !== undefined);
+    return this.recent(spec, limit, (keys) => Promise.all(keys.map((k) => this.peek(spec, k, now))));
   }
 
   async reset(spec: TableSpec, key: string | undefined): Promise<number> {
     const base = this.base(spec);
-    if (key !== undefined) return this.run('reset', () => this.cmd.mmRemove(base + key, `${base}idx`, key));
+    if (key !== undefined) return this.run('reset', () => this.cmd.mmRemove(base + key, this.idx(spec), key));
     let removed = 0;
     let cursor = '0';
     do {
       const [next, found] = await this.run('reset', () => this.redis.scan(cursor, 'MATCH', `${base}*`, 'COUNT', 1000));
       cursor = next;
-      const states = found.filter((k) => k !== `${base}idx`);
       if (found.length > 0) await this.run('reset', () => this.redis.unlink(...found));
-      removed += states.length;
+      removed += found.length;
     } while (cursor !== '0');
+    await this.run('reset', () => this.redis.unlink(this.idx(spec)));
     return removed;
   }
 
@@ -296,35 +312,34 @@ export class RedisStore implements ThrottleStore {
 
   async store(spec: TableSpec, key: string, value: string, now: number): Promise<void> {
     const base = this.base(spec);
-    await this.run('store', () => this.cmd.mmStore(base + key, `${base}idx`, base, value, spec.quotaTimeMs, Math.floor(now), spec.maxEntries, key));
+    await this.run('store', () => this.cmd.mmStore(base + key, this.idx(spec), base, value, spec.quotaTimeMs, Math.floor(now), spec.maxEntries, key));
   }
 
   async remove(spec: TableSpec, key: string): Promise<boolean> {
     const base = this.base(spec);
-    return (await this.run('remove', () => this.cmd.mmRemove(base + key, `${base}idx`, key))) > 0;
+    return (await this.run('remove', () => this.cmd.mmRemove(base + key, this.idx(spec), key))) > 0;
   }
 
   async adjust(spec: TableSpec, key: string, delta: number, now: number): Promise<number> {
     const base = this.base(spec);
-    return Number(await this.run('adjust', () => this.cmd.mmAdjust(base + key, `${base}idx`, base, delta, spec.quotaTimeMs, Math.floor(now), spec.maxEntries, key)));
+    return Number(await this.run('adjust', () => this.cmd.mmAdjust(base + key, this.idx(spec), base, delta, spec.quotaTimeMs, Math.floor(now), spec.maxEntries, key)));
   }
 
   async entries(spec: TableSpec, _now: number, limit: number): Promise<SimpleEntry[]> {
-    const keys = await this.recent(spec, limit);
-    if (keys.length === 0) return [];
     const base = this.base(spec);
-    const rows = await this.run('list', async () => {
-      const p = this.redis.pipeline();
-      for (const k of keys) p.get(base + k).pttl(base + k);
-      return (await p.exec()) ?? [];
+    return this.recent(spec, limit, async (keys) => {
+      if (keys.length === 0) return [];
+      const rows = await this.run('list', async () => {
+        const p = this.redis.pipeline();
+        for (const k of keys) p.get(base + k).pttl(base + k);
+        return (await p.exec()) ?? [];
+      });
+      return keys.map((key, i): SimpleEntry | undefined => {
+        const value = rows[2 * i]?.[1];
+        const ttl = rows[2 * i + 1]?.[1];
+        return typeof value === 'string' && typeof ttl === 'number' && ttl > 0 ? { key, value, ttlMs: ttl } : undefined;
+      });
     });
-    const out: SimpleEntry[] = [];
-    keys.forEach((key, i) => {
-      const value = rows[2 * i]?.[1];
-      const ttl = rows[2 * i + 1]?.[1];
-      if (typeof value === 'string' && typeof ttl === 'number' && ttl > 0) out.push({ key, value, ttlMs: ttl });
-    });
-    return out;
   }
 
   async close(): Promise<void> {
