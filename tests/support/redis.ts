@@ -38,7 +38,9 @@ function answersPing(port: number, password: string): Promise<boolean> {
     };
     c.setTimeout(500, () => done(false));
     c.on('error', () => done(false));
-    c.on('connect', () => c.write(`${password ? `AUTH ${password}\r\n` : ''}PING\r\n`));
+    // RESP arrays, so that any password (spaces included) is sent as one argument.
+    const resp = (...args: string[]): string => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+    c.on('connect', () => c.write(`${password ? resp('AUTH', password) : ''}${resp('PING')}`));
     c.on('data', (d) => {
       buf += d.toString('latin1');
       if (buf.includes('+PONG')) done(true);
@@ -59,7 +61,12 @@ export class RedisServer {
   /** Starts a server on a free port; `password` sets requirepass. */
   static async start(opts: { password?: string } = {}): Promise<RedisServer> {
     const r = new RedisServer(await freePort(), opts.password ?? '');
-    await r.start();
+    try {
+      await r.start();
+    } catch (err) {
+      await r.close();
+      throw err;
+    }
     return r;
   }
 
@@ -77,6 +84,7 @@ export class RedisServer {
       if (await answersPing(this.port, this.password)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
+    await this.stop();
     throw new Error(`redis-server did not come up on port ${this.port}`);
   }
 
