@@ -2,11 +2,13 @@
 import { runMappingBench } from './mapping.bench.js';
 import { runSmtpBench } from './smtp.bench.js';
 import { runPolicyBench } from './policy.bench.js';
+import { runThrottleBench } from './throttle.bench.js';
 
 const SUITES: Record<string, () => void | Promise<void>> = {
   mapping: runMappingBench,
   policy: runPolicyBench,
   smtp: runSmtpBench,
+  throttle: runThrottleBench,
 };
 
 const wanted = process.argv.slice(2);

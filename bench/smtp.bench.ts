@@ -75,14 +75,14 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
-const SMTP_SOURCE = '/usr/sbin/smtp-source';
+export const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const FROM = 'a@remote.test';
 const TO = 'bench@example.test';
 const HELO = 'bench.client.test';
 const PAYLOAD_BYTES = 5120;
 const PORTCULLIS_BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
 
-interface Scenario {
+export interface Scenario {
   readonly id: number;
   readonly label: string;
   readonly sessions: number;
@@ -96,7 +96,7 @@ interface Scenario {
 }
 
 const SCALE = Number(process.env.BENCH_SMTP_SCALE ?? '1') || 1;
-const REPEAT = Math.max(1, Number(process.env.BENCH_SMTP_REPEAT ?? '3') || 3);
+export const REPEAT = Math.max(1, Number(process.env.BENCH_SMTP_REPEAT ?? '3') || 3);
 const n = (base: number): number => Math.max(20, Math.round(base * SCALE));
 
 const ALL_SCENARIOS: readonly Scenario[] = [
@@ -106,7 +106,7 @@ const ALL_SCENARIOS: readonly Scenario[] = [
   { id: 4, label: '20 sessions, reused connections (-d)', sessions: 20, reuse: true, messages: n(4000), latencyMessages: n(2000), target: 2000 },
 ];
 const wantedScenarios = process.env.BENCH_SMTP_SCENARIOS?.split(',').map((x) => Number(x.trim()));
-const SCENARIOS = wantedScenarios ? ALL_SCENARIOS.filter((x) => wantedScenarios.includes(x.id)) : ALL_SCENARIOS;
+export const SCENARIOS = wantedScenarios ? ALL_SCENARIOS.filter((x) => wantedScenarios.includes(x.id)) : ALL_SCENARIOS;
 
 // ---------------------------------------------------------------------------------------------
 // Every process the benchmark starts is registered here until it is known to be gone, so that an
@@ -115,13 +115,13 @@ const SCENARIOS = wantedScenarios ? ALL_SCENARIOS.filter((x) => wantedScenarios.
 const emergency = new Map<number, () => void>();
 let emergencyKey = 0;
 
-function onEmergency(stop: () => void): () => void {
+export function onEmergency(stop: () => void): () => void {
   const key = ++emergencyKey;
   emergency.set(key, stop);
   return () => void emergency.delete(key);
 }
 
-function runEmergency(): void {
+export function runEmergency(): void {
   for (const stop of [...emergency.values()].reverse()) {
     try {
       stop();
@@ -133,7 +133,7 @@ function runEmergency(): void {
 }
 
 let handlersInstalled = false;
-function installHandlers(): void {
+export function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   process.on('exit', runEmergency);
@@ -188,7 +188,7 @@ function exited(child: ChildProcess): Promise<{ code: number | null; signal: Nod
 }
 
 /** Runs a command to completion (tracked), with optional stdin; never throws. */
-async function run(cmd: string, args: readonly string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export async function run(cmd: string, args: readonly string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnTracked(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -483,7 +483,7 @@ async function transaction(c: ClientConn): Promise<void> {
   await accepted;
 }
 
-interface LatencyResult {
+export interface LatencyResult {
   readonly samplesMs: number[];
   readonly seconds: number;
   readonly error: string | null;
@@ -531,7 +531,7 @@ async function latencyPass(port: number, sessions: number, reuse: boolean, total
   return { samplesMs: samples, seconds: (performance.now() - t0) / 1000, error };
 }
 
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[idx] as number;
@@ -552,7 +552,7 @@ async function smtpSource(port: number, sessions: number, reuse: boolean, messag
 // ---------------------------------------------------------------------------------------------
 // The servers
 
-interface Server {
+export interface Server {
   readonly name: string;
   readonly port: number;
   readonly pid: number;
@@ -569,7 +569,7 @@ interface Server {
   stop(): Promise<void>;
 }
 
-type Started = { readonly ok: true; readonly server: Server } | { readonly ok: false; readonly reason: string };
+export type Started = { readonly ok: true; readonly server: Server } | { readonly ok: false; readonly reason: string };
 
 /** Files below a directory (recursively). */
 function countFiles(dir: string): number {
@@ -606,7 +606,7 @@ async function stopChild(child: ChildProcess, sig: NodeJS.Signals, graceMs: numb
  * FROM_ACCESS entries (spec §15.1 F4, for this SMTP port), with the benchmark client (127.0.0.1)
  * made an Internet client so every table is asked on every message. "nopolicy": no tables at all.
  */
-function benchMappings(initial: string, port: number, variant: 'policy' | 'nopolicy'): string {
+export function benchMappings(initial: string, port: number, variant: 'policy' | 'nopolicy'): string {
   if (variant === 'nopolicy') return '! no access tables: the benchmark baseline\n';
   const internal = initial.replace(/^INTERNAL_IP\n[\s\S]*?\n\n/m, 'INTERNAL_IP\n  192.0.2.10  $Y\n  *  $N\n\n');
   return `${internal}
@@ -617,8 +617,20 @@ FROM_ACCESS
 `;
 }
 
-async function startPortcullis(work: string, variant: 'policy' | 'nopolicy' = 'policy'): Promise<Started> {
-  const name = variant === 'policy' ? 'portcullis' : 'portcullis-nopolicy';
+/** A Portcullis configuration to measure: its name in the tables, mappings and msg.conf settings. */
+export interface PortcullisVariant {
+  readonly name: string;
+  /** The mappings file, given the one `init` wrote and the SMTP port. */
+  mappings(initial: string, port: number): string;
+  /** msg.conf settings on top of the benchmark's own. */
+  readonly options?: readonly (readonly [string, string])[];
+}
+
+export const POLICY: PortcullisVariant = { name: 'portcullis', mappings: (initial, port) => benchMappings(initial, port, 'policy') };
+export const NOPOLICY: PortcullisVariant = { name: 'portcullis-nopolicy', mappings: (initial, port) => benchMappings(initial, port, 'nopolicy') };
+
+export async function startPortcullis(work: string, variant: PortcullisVariant = POLICY): Promise<Started> {
+  const name = variant.name;
   const dir = join(work, name);
   const cfg = join(dir, 'cfg');
   const data = join(cfg, 'data');
@@ -638,11 +650,12 @@ async function startPortcullis(work: string, variant: 'policy' | 'nopolicy' = 'p
     ['service.submit.port', '0'],
     ['service.smtps.port', '0'],
     ['smtp.maxconnectionsperip', '1000'],
-  ] as const) {
+    ...(variant.options ?? []),
+  ]) {
     conf = setOption(conf, k, v);
   }
   writeFileSync(join(cfg, 'msg.conf'), conf);
-  writeFileSync(join(cfg, 'mappings'), benchMappings(readFileSync(join(cfg, 'mappings'), 'utf8'), port, variant));
+  writeFileSync(join(cfg, 'mappings'), variant.mappings(readFileSync(join(cfg, 'mappings'), 'utf8'), port));
   err = await step('portcullis check', ['check', '--config', cfg]);
   if (err) return { ok: false, reason: err };
   // `init` may already host the domain it was given (newer versions do).
@@ -938,7 +951,7 @@ async function startHaraka(work: string): Promise<Started> {
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
-interface Cell {
+export interface Cell {
   /** msg/s of each smtp-source run. */
   rates: number[];
   latency: LatencyResult | null;
@@ -954,7 +967,7 @@ interface Running {
   readonly memory: MemorySampler;
 }
 
-interface ServerResult {
+export interface ServerResult {
   readonly name: string;
   skipped: string | null;
   idleRssKb: number;
@@ -962,7 +975,7 @@ interface ServerResult {
   notes: string[];
 }
 
-function median(xs: readonly number[]): number {
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return NaN;
   const m = s.length >> 1;
@@ -1033,12 +1046,12 @@ async function latencyRun(r: Running, sc: Scenario, cell: Cell): Promise<void> {
  * them one after the other, rotating who goes first, so that slow phases of the shared disk fall
  * on every server alike.
  */
-async function measureAll(running: readonly Running[]): Promise<void> {
+async function measureAll(running: readonly Running[], scenarios: readonly Scenario[], repeat: number): Promise<void> {
   for (const r of running) {
     r.result.idleRssKb = r.memory.sample();
     await warmUp(r);
   }
-  for (const sc of SCENARIOS) {
+  for (const sc of scenarios) {
     const cells = new Map<Running, Cell>();
     for (const r of running) {
       const cell: Cell = { rates: [], latency: null, peakRssKb: 0, peakPssKb: 0, cpu: { usr: 0, sys: 0, messages: 0 }, errors: [] };
@@ -1047,7 +1060,7 @@ async function measureAll(running: readonly Running[]): Promise<void> {
       r.memory.start();
     }
     console.log(`  scenario ${sc.id} (${sc.label}), ${sc.messages} messages per run:`);
-    for (let rep = 0; rep < REPEAT; rep++) {
+    for (let rep = 0; rep < repeat; rep++) {
       process.stdout.write(`    run ${rep + 1} msg/s: `);
       for (const r of rotate(running, rep + sc.id)) {
         const cell = cells.get(r) as Cell;
@@ -1106,14 +1119,14 @@ async function diskLine(work: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function fmtRate(c: Cell | undefined): string {
+export function fmtRate(c: Cell | undefined): string {
   if (!c || c.rates.length === 0) return 'failed';
   const m = median(c.rates);
   if (c.rates.length === 1) return m.toFixed(0);
   return `${m.toFixed(0)} (${Math.min(...c.rates).toFixed(0)}-${Math.max(...c.rates).toFixed(0)})`;
 }
 
-function table(rows: string[][]): string {
+export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((x, i) => (i < 2 ? x.padEnd(widths[i] as number) : x.padStart(widths[i] as number))).join('  ')).join('\n');
 }
@@ -1196,12 +1209,93 @@ function report(results: readonly ServerResult[], elapsed: number, disk: string[
 
 // ---------------------------------------------------------------------------------------------
 
-const PEERS: readonly { name: string; start: (work: string) => Promise<Started> }[] = [
-  { name: 'portcullis', start: (w) => startPortcullis(w, 'policy') },
-  { name: 'portcullis-nopolicy', start: (w) => startPortcullis(w, 'nopolicy') },
+/** A server the benchmark can start in its work directory. */
+export interface Peer {
+  readonly name: string;
+  start(work: string): Promise<Started>;
+  /** A server whose start fails makes the run fail (exit status 1), not just skips it. */
+  readonly required?: boolean;
+}
+
+const PEERS: readonly Peer[] = [
+  { name: 'portcullis', start: (w) => startPortcullis(w, POLICY), required: true },
+  { name: 'portcullis-nopolicy', start: (w) => startPortcullis(w, NOPOLICY) },
   { name: 'postfix', start: startPostfix },
   { name: 'haraka', start: startHaraka },
 ];
+
+export interface MeasureOptions {
+  readonly scenarios?: readonly Scenario[];
+  readonly repeat?: number;
+  /** Names of the peers to run (the others are reported as not selected). */
+  readonly only?: readonly string[];
+  /** Called for each server after its measurements, before it stops (to read its state). */
+  readonly beforeStop?: (server: Server, result: ServerResult) => Promise<void>;
+}
+
+/**
+ * Starts the peers side by side in `work`, warms them up and measures every scenario on each (see
+ * measureAll), then stops them and collects their logs. The disk's fsync rate is probed before and
+ * after. A peer that cannot be started is skipped with the reason.
+ */
+export async function measureServers(peers: readonly Peer[], work: string, opts: MeasureOptions = {}): Promise<{ results: ServerResult[]; disk: string[] }> {
+  const results: ServerResult[] = [];
+  const running: Running[] = [];
+  const disk: string[] = [];
+  try {
+    disk.push(`disk before: ${await diskLine(work)}`);
+    for (const peer of peers) {
+      const result: ServerResult = { name: peer.name, skipped: null, idleRssKb: 0, cells: new Map(), notes: [] };
+      results.push(result);
+      if (opts.only && !opts.only.includes(peer.name)) {
+        result.skipped = 'not selected (BENCH_SMTP_ONLY)';
+        continue;
+      }
+      let started: Started;
+      try {
+        started = await peer.start(work);
+      } catch (e) {
+        started = { ok: false, reason: e instanceof Error ? e.message : String(e) };
+      }
+      if (!started.ok) {
+        result.skipped = started.reason;
+        console.log(`${peer.name}: SKIPPED: ${started.reason}`);
+        if (peer.required === true) process.exitCode = 1;
+        continue;
+      }
+      console.log(`${peer.name}: pid ${started.server.pid}, port ${started.server.port}, files in ${started.server.dir}`);
+      running.push({ server: started.server, result, memory: new MemorySampler(started.server.pid, started.server.tree) });
+    }
+    try {
+      await measureAll(running, opts.scenarios ?? SCENARIOS, opts.repeat ?? REPEAT);
+    } catch (e) {
+      const msg = `measurement aborted: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+      console.log(msg);
+      for (const r of running) r.result.notes.push(msg);
+      process.exitCode = 1;
+    }
+    for (const r of running) {
+      if (opts.beforeStop && r.server.running()) {
+        try {
+          await opts.beforeStop(r.server, r.result);
+        } catch (e) {
+          r.result.notes.push(`before stop: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      await r.server.stop();
+      try {
+        r.result.notes.push(...r.server.logReport());
+      } catch (e) {
+        r.result.notes.push(`log not readable: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    running.length = 0;
+    disk.push(`disk after:  ${await diskLine(work)}`);
+  } finally {
+    for (const r of running) await r.server.stop().catch(() => undefined);
+  }
+  return { results, disk };
+}
 
 export async function runSmtpBench(): Promise<void> {
   const t0 = performance.now();
@@ -1221,56 +1315,13 @@ export async function runSmtpBench(): Promise<void> {
   });
   console.log(`work directory ${work}`);
   console.log(`scenarios: ${SCENARIOS.map((x) => `${x.id}: ${REPEAT} x ${x.messages} msgs + ${x.latencyMessages} latency`).join('; ')}`);
-  const results: ServerResult[] = [];
-  const running: Running[] = [];
-  const disk: string[] = [];
+  let measured: { results: ServerResult[]; disk: string[] };
   try {
-    disk.push(`disk before: ${await diskLine(work)}`);
-    for (const peer of PEERS) {
-      const result: ServerResult = { name: peer.name, skipped: null, idleRssKb: 0, cells: new Map(), notes: [] };
-      results.push(result);
-      if (only && !only.includes(peer.name)) {
-        result.skipped = 'not selected (BENCH_SMTP_ONLY)';
-        continue;
-      }
-      let started: Started;
-      try {
-        started = await peer.start(work);
-      } catch (e) {
-        started = { ok: false, reason: e instanceof Error ? e.message : String(e) };
-      }
-      if (!started.ok) {
-        result.skipped = started.reason;
-        console.log(`${peer.name}: SKIPPED: ${started.reason}`);
-        if (peer.name === 'portcullis') process.exitCode = 1;
-        continue;
-      }
-      console.log(`${peer.name}: pid ${started.server.pid}, port ${started.server.port}, files in ${started.server.dir}`);
-      running.push({ server: started.server, result, memory: new MemorySampler(started.server.pid, started.server.tree) });
-    }
-    try {
-      await measureAll(running);
-    } catch (e) {
-      const msg = `measurement aborted: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
-      console.log(msg);
-      for (const r of running) r.result.notes.push(msg);
-      process.exitCode = 1;
-    }
-    for (const r of running) {
-      await r.server.stop();
-      try {
-        r.result.notes.push(...r.server.logReport());
-      } catch (e) {
-        r.result.notes.push(`log not readable: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
-    running.length = 0;
-    disk.push(`disk after:  ${await diskLine(work)}`);
+    measured = await measureServers(PEERS, work, { only });
   } finally {
-    for (const r of running) await r.server.stop().catch(() => undefined);
     runEmergency(); // anything still registered: leftover processes, then the work directory
     removeWork();
   }
-  report(results, (performance.now() - t0) / 1000, disk);
+  report(measured.results, (performance.now() - t0) / 1000, measured.disk);
   if (keep) console.log(`kept ${work}`);
 }
