@@ -7,7 +7,7 @@
 // (options.ts) and builds the typed Options. All problems carry file:line:col.
 
 import type { SourcePos } from '../mapping/errors.js';
-import { defaultText, OPTION_SCHEMA, optionDef, parseValue, suggestKey } from './options.js';
+import { defaultText, hostPort, OPTION_SCHEMA, optionDef, parseDurationText, parseValue, suggestKey } from './options.js';
 import type { OptionDef, OptionKind, ParsedValue } from './options.js';
 import type { ConfigProblem, Options } from './types.js';
 import { isTableKey, readTables } from './metermaid-options.js';
@@ -222,6 +222,17 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
       counts: get('mta.access_counts', 'integer'),
       paranoia: get('mta.mapping_paranoia', 'string'),
     },
+    transactions: {
+      format: get('log.transactions.format', 'string') as Options['transactions']['format'],
+      rotateSize: get('log.transactions.rotate_size', 'integer'),
+      keep: get('log.transactions.keep', 'integer'),
+      blockSize: get('log.transactions.block_size', 'integer'),
+      utc: get('log.transactions.utc', 'boolean'),
+      logReason: get('mta.log_reason', 'integer'),
+      logDiagnostics: get('mta.log_diagnostics', 'integer'),
+      logActionSuppress: get('mta.log_action_suppress', 'boolean'),
+      logActionQueue: get('mta.log_action_queue', 'integer'),
+    },
     metermaid: {
       tables: tables.tables,
       server: get('metermaid.config.serverhost', 'string') === '' ? null : { host: get('metermaid.config.serverhost', 'string'), port: get('metermaid.config.port', 'integer'), secret: get('metermaid.config.secret', 'string') },
@@ -230,6 +241,17 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
         connectWaitMs: ms('metermaid.mtaclient.connectwait'),
         timeoutMs: get('metermaid.mtaclient.timeoutms', 'integer'),
       },
+    },
+    delivery: {
+      runner: get('delivery.runner', 'boolean'),
+      smarthost: hostPort(get('delivery.smarthost', 'string')),
+      mxPort: get('delivery.mx_port', 'integer'),
+      lmtp: hostPort(get('delivery.lmtp.server', 'string')),
+      backoffMs: get('delivery.backoff', 'list').map((d) => (parseDurationText(d) ?? 60) * 1000),
+      maxAgeMs: ms('delivery.maxage'),
+      concurrency: get('delivery.concurrency', 'integer'),
+      perDestination: get('delivery.perdestination', 'integer'),
+      noBounceSources: get('delivery.nobounce_sources', 'list').map((c) => c.toLowerCase()),
     },
   };
   return { options, problems, valuePos: posOf };

@@ -173,6 +173,36 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     description: 'Least severe log records written: debug (adds every access-table decision), info, warn or error',
   },
   {
+    key: 'log.transactions.format',
+    type: { kind: 'string', check: (v) => (['text', 'json', 'both', 'none'].includes(v) ? undefined : `"${v}" is not a transaction log format: text, json, both or none`) },
+    default: 'both',
+    description: 'Transaction log (spec §13) in the log directory: text (mail.log_current, Messaging Server layout), json (mail.jsonl), both or none',
+  },
+  {
+    key: 'log.transactions.rotate_size',
+    type: { kind: 'integer', min: 0, max: 2 ** 40 },
+    default: '104857600',
+    description: 'Start a new transaction log file before one would grow past this many bytes (besides the daily rotation at midnight); 0: daily only',
+  },
+  {
+    key: 'log.transactions.keep',
+    type: { kind: 'integer', min: 0, max: 100_000 },
+    default: '30',
+    description: 'Rotated transaction log files kept per form (mail.log.DAY.N, mail.jsonl.DAY.N); older ones are deleted',
+  },
+  {
+    key: 'log.transactions.block_size',
+    type: { kind: 'integer', min: 1, max: 1_048_576 },
+    default: '1024',
+    description: 'Bytes per unit of the size field of mail.log_current and of LOG_ACTION probes (Messaging Server BLOCK_SIZE; 1024: kilobytes, 1: bytes)',
+  },
+  {
+    key: 'log.transactions.utc',
+    type: { kind: 'boolean' },
+    default: 'no',
+    description: 'Write transaction log times, and rotate at midnight, in UTC instead of local time',
+  },
+  {
     key: 'mta.access_orcpt',
     type: { kind: 'integer', min: 0, max: 31 },
     default: '0',
@@ -191,6 +221,30 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     default: '',
     defaultDoc: 'empty, off',
     description: 'A character that replaces "|" inside addresses in access probes (MAPPING_PARANOIA), so an address cannot fake field boundaries',
+  },
+  {
+    key: 'mta.log_reason',
+    type: { kind: 'integer', min: 0, max: 3 },
+    default: '1',
+    description: 'Bit mask (Messaging Server LOG_REASON): 1 writes the reason of a refusal or failure in mail.log_current, 2 appends it to LOG_ACTION probes',
+  },
+  {
+    key: 'mta.log_diagnostics',
+    type: { kind: 'integer', min: 0, max: 3 },
+    default: '1',
+    description: 'Bit mask (LOG_DIAGNOSTICS): 1 writes the diagnostic (the SMTP reply, e.g. smtp;550 5.1.1 ...) in mail.log_current, 2 appends it to LOG_ACTION probes',
+  },
+  {
+    key: 'mta.log_action_suppress',
+    type: { kind: 'boolean' },
+    default: 'yes',
+    description: 'A LOG_ACTION entry that sets $N keeps the transaction record out of the log (spec §8.1 UNSURE reading); no: $N has no effect',
+  },
+  {
+    key: 'mta.log_action_queue',
+    type: { kind: 'integer', min: 1, max: 1_000_000 },
+    default: '10000',
+    description: 'Transaction records waiting for LOG_ACTION at most; past it records are written without it, counted and logged (log-action-overflow)',
   },
   {
     key: 'metermaid.config.serverhost',
@@ -230,7 +284,82 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     default: '500',
     description: 'Longest wait in milliseconds for one MeterMaid decision from the store; past it the table answers per its on_error',
   },
+  {
+    key: 'delivery.runner',
+    type: { kind: 'boolean' },
+    default: 'yes',
+    description: 'Deliver queued mail; no keeps every accepted message in the queue (maintenance, or a node that only accepts)',
+  },
+  {
+    key: 'delivery.smarthost',
+    type: { kind: 'string', check: (v) => (v === '' || hostPort(v) !== null ? undefined : `"${v}" is not host:port (e.g. relay.example.net:25 or [192.0.2.1]:587)`) },
+    default: '',
+    defaultDoc: 'empty, deliver to each domain\'s MX',
+    description: 'Send all Internet mail (tcp_* channels) through this host:port instead of looking up MX records',
+  },
+  {
+    key: 'delivery.mx_port',
+    type: { kind: 'integer', min: 1, max: 65535 },
+    default: '25',
+    description: 'TCP port used for hosts found through MX records (25 on the Internet; tests use others)',
+  },
+  {
+    key: 'delivery.lmtp.server',
+    type: { kind: 'string', check: (v) => (v === '' || hostPort(v) !== null ? undefined : `"${v}" is not host:port (e.g. 127.0.0.1:24)`) },
+    default: '',
+    defaultDoc: 'empty, the embedded Maildir store',
+    description: 'Message store for local mailboxes (ims-ms), spoken to over LMTP; empty keeps mailboxes as Maildirs in the data directory',
+  },
+  {
+    key: 'delivery.backoff',
+    type: { kind: 'list', item: (v) => (parseDurationText(v) === null ? `"${v}" is not a duration (30s, 5m, 1h)` : undefined) },
+    default: '5m,10m,20m,40m,1h',
+    description: 'Waits before the 1st, 2nd, ... retry of a temporary failure; the last repeats (each spread by 10 % at random)',
+  },
+  {
+    key: 'delivery.maxage',
+    type: { kind: 'duration', min: 60, max: 30 * 86_400 },
+    default: '120h',
+    description: 'A message still undelivered this long after it arrived is returned to its sender',
+  },
+  {
+    key: 'delivery.concurrency',
+    type: { kind: 'integer', min: 1, max: 1000 },
+    default: '20',
+    description: 'Delivery attempts in progress at once, all destinations together',
+  },
+  {
+    key: 'delivery.perdestination',
+    type: { kind: 'integer', min: 1, max: 100 },
+    default: '4',
+    description: 'Delivery attempts in progress at once to one destination (a recipient domain, the smarthost or the message store)',
+  },
+  {
+    key: 'delivery.nobounce_sources',
+    type: { kind: 'list' },
+    default: '',
+    defaultDoc: 'empty, every source bounces',
+    description: 'Source channels whose undeliverable mail is not returned to its sender (e.g. tcp_local: senders of relayed Internet mail may be forged, and bounces to them are backscatter)',
+  },
 ];
+
+/** Parses "host:port", "[ipv4]:port" or "[ipv6]:port"; null when malformed. */
+export function hostPort(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([^\]]+)\]|([A-Za-z0-9._-]+)):(\d{1,5})$/.exec(v.trim());
+  if (m === null) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  const host = (m[1] ?? m[2]) as string;
+  if (m[1] !== undefined ? parseIp(host) === null : !isHostname(host) && parseIp(host) === null) return null;
+  return { host, port };
+}
+
+/** Seconds of "30", "30s", "5m", "1h"; null when malformed. */
+export function parseDurationText(v: string): number | null {
+  const m = /^(\d+)\s*([smhSMH]?)$/.exec(v.trim());
+  if (m === null) return null;
+  return Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600 } as Record<string, number>)[(m[2] as string).toLowerCase()]!;
+}
 
 const BY_KEY: ReadonlyMap<string, OptionDef> = new Map(OPTION_SCHEMA.map((d) => [d.key, d]));
 

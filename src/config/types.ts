@@ -73,6 +73,43 @@ export interface Options {
   };
   /** MeterMaid (spec §7): tables, and the shared store (null: the embedded in-process store). */
   readonly metermaid: MeterMaidOptions;
+  /** The transaction log (spec §13) and LOG_ACTION (spec §8). */
+  readonly transactions: TransactionLogOptions;
+  readonly delivery: DeliveryOptions;
+}
+
+export interface DeliveryOptions {
+  /** False: accepted mail stays queued. */
+  readonly runner: boolean;
+  readonly smarthost: { readonly host: string; readonly port: number } | null;
+  readonly mxPort: number;
+  /** LMTP message store; null: the embedded Maildir store. */
+  readonly lmtp: { readonly host: string; readonly port: number } | null;
+  readonly backoffMs: readonly number[];
+  readonly maxAgeMs: number;
+  readonly concurrency: number;
+  readonly perDestination: number;
+  readonly noBounceSources: readonly string[];
+}
+
+/** log.transactions.* and the mta.log_* options: the transaction log and LOG_ACTION. */
+export interface TransactionLogOptions {
+  readonly format: 'text' | 'json' | 'both' | 'none';
+  /** Bytes; 0 rotates daily only. */
+  readonly rotateSize: number;
+  /** Rotated files kept per form. */
+  readonly keep: number;
+  /** Bytes per unit of the size field (BLOCK_SIZE). */
+  readonly blockSize: number;
+  readonly utc: boolean;
+  /** LOG_REASON bits: 1 in the log, 2 in the LOG_ACTION probe. */
+  readonly logReason: number;
+  /** LOG_DIAGNOSTICS bits: 1 in the log, 2 in the LOG_ACTION probe. */
+  readonly logDiagnostics: number;
+  /** `$N` in LOG_ACTION keeps the record out of the log. */
+  readonly logActionSuppress: boolean;
+  /** Records waiting for LOG_ACTION at most. */
+  readonly logActionQueue: number;
 }
 
 export interface MeterMaidOptions {

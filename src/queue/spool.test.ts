@@ -76,3 +76,85 @@ test('concurrent commits share directory syncs and all land', async () => {
   assert.deepEqual(spool.list(), [...ids].sort());
   assert.equal(new Set(ids).size, 40, 'ids are unique');
 });
+
+test('commitGenerated: a message the server made (a DSN) is committed like an accepted one and announced', async () => {
+  const spool = Spool.open(mkdtempSync(join(tmpdir(), 'spool-')));
+  const seen: string[] = [];
+  spool.onCommit = (id) => seen.push(id);
+  const id = newMessageId();
+  await spool.commitGenerated(envelope(id, 9), Buffer.from('Subject: d\r\n\r\nx\r\n'));
+  assert.deepEqual(spool.list(), [id]);
+  assert.deepEqual(readdirSync(spool.dir), [`${id}.msg`], 'no temporary file left');
+  assert.equal(spool.readEnvelope(id).id, id);
+  assert.equal(spool.readBody(id).toString(), 'Subject: d\r\n\r\nx\r\n');
+  const other = newMessageId();
+  const w = spool.begin(other, 'R: x\r\n');
+  await spool.commit(w, envelope(other, w.bytes));
+  assert.deepEqual(seen, [id, other], 'onCommit after each commit, accepted or generated');
+});
+
+test('writeState/readState: the delivery state beside the message; null before the first write', async () => {
+  const spool = Spool.open(mkdtempSync(join(tmpdir(), 'spool-')));
+  const id = newMessageId();
+  await spool.commitGenerated(envelope(id, 1), Buffer.from('x'));
+  assert.equal(await spool.readState(id), null);
+  await spool.writeState(id, { version: 1, n: 1 });
+  await spool.writeState(id, { version: 1, n: 2 });
+  assert.deepEqual(await spool.readState(id), { version: 1, n: 2 });
+  assert.deepEqual(readdirSync(spool.dir).sort(), [`${id}.msg`, `${id}.state`]);
+  writeFileSync(spool.path(`${id}.state`), '{"trunc');
+  await assert.rejects(spool.readState(id), SyntaxError);
+});
+
+test('hold/release: <id>.held is out of the active list and back; envelope and body still readable', async () => {
+  const spool = Spool.open(mkdtempSync(join(tmpdir(), 'spool-')));
+  const a = newMessageId();
+  const b = newMessageId();
+  await spool.commitGenerated(envelope(a, 1), Buffer.from('A'));
+  await spool.commitGenerated(envelope(b, 1), Buffer.from('B'));
+  const released: string[] = [];
+  spool.onCommit = (id) => released.push(id);
+  assert.equal(await spool.hold(a), true);
+  assert.equal(await spool.hold(a), false, 'already held');
+  assert.equal(spool.isHeld(a), true);
+  assert.equal(spool.isHeld(b), false);
+  assert.deepEqual(spool.list(), [b]);
+  assert.deepEqual(spool.listHeld(), [a]);
+  assert.equal(spool.readEnvelope(a).id, a);
+  assert.equal(spool.readBody(a).toString(), 'A');
+  assert.equal(await spool.release(b), false, 'not held');
+  assert.equal(await spool.release(a), true);
+  assert.deepEqual(released, [a], 'a release is announced like a commit');
+  assert.deepEqual(spool.list(), [a, b].sort());
+  assert.deepEqual(spool.listHeld(), []);
+});
+
+test('remove: the message (active or held) and its state; false when there is none', async () => {
+  const spool = Spool.open(mkdtempSync(join(tmpdir(), 'spool-')));
+  const a = newMessageId();
+  const b = newMessageId();
+  await spool.commitGenerated(envelope(a, 1), Buffer.from('A'));
+  await spool.commitGenerated(envelope(b, 1), Buffer.from('B'));
+  await spool.writeState(a, { version: 1 });
+  await spool.writeState(b, { version: 1 });
+  await spool.hold(b);
+  assert.equal(await spool.remove(a), true);
+  assert.equal(await spool.remove(b), true);
+  assert.deepEqual(readdirSync(spool.dir), []);
+  assert.equal(await spool.remove(a), false);
+});
+
+test('start-up removes delivery state whose message is gone, and keeps that of active and held messages', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'spool-'));
+  const spool = Spool.open(data);
+  const active = newMessageId();
+  const held = newMessageId();
+  await spool.commitGenerated(envelope(active, 1), Buffer.from('A'));
+  await spool.commitGenerated(envelope(held, 1), Buffer.from('H'));
+  await spool.writeState(active, {});
+  await spool.writeState(held, {});
+  await spool.hold(held);
+  writeFileSync(spool.path('orphan.state'), '{}');
+  writeFileSync(spool.path(`${active}.state.tmp`), '{');
+  assert.deepEqual(readdirSync(Spool.open(data).dir).sort(), [`${active}.msg`, `${active}.state`, `${held}.held`, `${held}.state`].sort());
+});

@@ -12,8 +12,8 @@
 // start-up. Directory fsyncs of concurrent commits are shared.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, unlinkSync } from 'node:fs';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -259,9 +259,20 @@ export class Spool {
     const dir = join(dataDir, 'queue');
     mkdirSync(dir, { recursive: true, mode: 0o750 });
     const spool = new Spool(dir);
-    for (const n of readdirSync(dir)) if (n.endsWith('.tmp') || n.endsWith('.part')) unlinkSync(join(dir, n));
+    const names = new Set(readdirSync(dir));
+    for (const n of names) {
+      if (n.endsWith('.tmp') || n.endsWith('.part')) unlinkSync(join(dir, n));
+      // Delivery state whose message is gone: the message was finished or deleted just before a crash.
+      else if (n.endsWith('.state')) {
+        const id = n.slice(0, -'.state'.length);
+        if (!names.has(`${id}.msg`) && !names.has(`${id}.held`)) unlinkSync(join(dir, n));
+      }
+    }
     return spool;
   }
+
+  /** Called after each commit with the new message's id (the queue runner listens). */
+  onCommit: ((id: string) => void) | null = null;
 
   path(name: string): string {
     return join(this.dir, name);
@@ -283,6 +294,101 @@ export class Spool {
     }
     await rename(tmp, this.path(`${envelope.id}.msg`));
     await this.dirSync.sync();
+    this.onCommit?.(envelope.id);
+  }
+
+  /** Commits a message the server made itself (a DSN): same durability as an accepted one. */
+  async commitGenerated(envelope: EnvelopeV1, message: Buffer): Promise<void> {
+    const tmp = this.path(`${envelope.id}.msg.tmp`);
+    const fh = await open(tmp, 'w', 0o640);
+    try {
+      await fh.writeFile(Buffer.concat([Buffer.from(JSON.stringify(envelope) + '\n'), message]));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, this.path(`${envelope.id}.msg`));
+    await this.dirSync.sync();
+    this.onCommit?.(envelope.id);
+  }
+
+  /**
+   * Saves a message's delivery state: temp file, data sync, rename. Without a directory sync a
+   * crash may bring back the previous state, so an attempt may be repeated (a duplicate, never a
+   * loss); docs/spool.md.
+   */
+  async writeState(id: string, state: unknown): Promise<void> {
+    const tmp = this.path(`${id}.state.tmp`);
+    const fh = await open(tmp, 'w', 0o640);
+    try {
+      await fh.writeFile(JSON.stringify(state));
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, this.path(`${id}.state`));
+  }
+
+  /** A message's delivery state, or null when none was saved yet. */
+  async readState(id: string): Promise<unknown> {
+    try {
+      return JSON.parse(await readFile(this.path(`${id}.state`), 'utf8')) as unknown;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Removes a message (active or held) and its state. The message file goes first: it is what makes a message exist. */
+  async remove(id: string): Promise<boolean> {
+    let removed = false;
+    for (const suffix of ['.msg', '.held']) {
+      try {
+        await unlink(this.path(id + suffix));
+        removed = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    await unlink(this.path(`${id}.state`)).catch(() => undefined);
+    await this.dirSync.sync();
+    return removed;
+  }
+
+  /** Sets a message aside (`<id>.held`, the .HELD of Messaging Server); the runner skips it. */
+  async hold(id: string): Promise<boolean> {
+    return this.move(`${id}.msg`, `${id}.held`);
+  }
+
+  /** Puts a held message back in the active queue. */
+  async release(id: string): Promise<boolean> {
+    const ok = await this.move(`${id}.held`, `${id}.msg`);
+    if (ok) this.onCommit?.(id);
+    return ok;
+  }
+
+  private async move(from: string, to: string): Promise<boolean> {
+    try {
+      await rename(this.path(from), this.path(to));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    await this.dirSync.sync();
+    return true;
+  }
+
+  /** True when the message is held. */
+  isHeld(id: string): boolean {
+    return existsSync(this.path(`${id}.held`));
+  }
+
+  /** Ids of held messages, oldest first. */
+  listHeld(): string[] {
+    return readdirSync(this.dir)
+      .filter((n) => n.endsWith('.held'))
+      .map((n) => n.slice(0, -5))
+      .sort();
   }
 
   /** Ids of committed messages, oldest first. */
@@ -293,9 +399,10 @@ export class Spool {
       .sort();
   }
 
-  /** The envelope line of a message file (read until the first LF). */
+  /** The envelope line of a message file, active or held (read until the first LF). */
   readEnvelope(id: string): EnvelopeV1 {
-    const fd = openSync(this.path(`${id}.msg`), 'r');
+    const active = this.path(`${id}.msg`);
+    const fd = openSync(existsSync(active) ? active : this.path(`${id}.held`), 'r');
     try {
       let text = '';
       const buf = Buffer.alloc(16384);
@@ -314,7 +421,8 @@ export class Spool {
 
   /** The message itself (everything after the envelope line). */
   readBody(id: string): Buffer {
-    const all = readFileSync(this.path(`${id}.msg`));
+    const active = this.path(`${id}.msg`);
+    const all = readFileSync(existsSync(active) ? active : this.path(`${id}.held`));
     return all.subarray(all.indexOf(10) + 1);
   }
 }
