@@ -1,0 +1,120 @@
+// How each destination channel delivers (the runner's Deliverer): Internet channels (tcp_*) by
+// SMTP to the recipient domain's MX hosts or to the smarthost; the message store (ims-ms, and the
+// local channel l) by LMTP to delivery.lmtp.server, or into the embedded Maildir store when none is
+// set; bitbucket discards. A channel with no delivery method fails its recipients permanently
+// rather than keeping them queued for ever.
+
+import type { DeliveryOptions } from '../config/types.js';
+import { deliverToMaildir, maildirOf } from '../delivery/maildir.js';
+import type { Destination, OutboundMessage, RecipientOutcome, Transport } from '../delivery/index.js';
+import type { Deliverer, DeliveryGroup } from './runner.js';
+import type { EnvelopeV1 } from './spool.js';
+import type { Target, TargetOutcome } from './state.js';
+
+export interface ChannelDelivererDeps {
+  readonly options: () => DeliveryOptions;
+  readonly smtp: Transport;
+  /** Built when delivery.lmtp.server is set. */
+  readonly lmtp: () => Transport | null;
+  /** Root of the embedded Maildir store (<dataDir>/mailboxes). */
+  readonly mailboxRoot: string;
+  /** Whether a mailbox exists (the directory's users). */
+  readonly mailboxExists: (address: string) => boolean;
+}
+
+const STORE_CHANNELS = new Set(['ims-ms', 'l']);
+
+/** The domain of an address; a source route "@a,@b:u@c" goes to its first hop "a". */
+function domainOf(address: string): string {
+  if (address.startsWith('@')) {
+    const end = address.search(/[,:]/);
+    return address.slice(1, end === -1 ? undefined : end).toLowerCase();
+  }
+  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+}
+
+function kindOf(channel: string): 'store' | 'smtp' | 'discard' | 'none' {
+  if (STORE_CHANNELS.has(channel)) return 'store';
+  if (channel === 'bitbucket') return 'discard';
+  if (channel.startsWith('tcp_')) return 'smtp';
+  return 'none';
+}
+
+/** A transport's outcome as the state records it: diagnostic in DSN Diagnostic-Code form. */
+export function targetOutcome(o: RecipientOutcome): TargetOutcome {
+  const status = o.enhanced ?? (o.kind === 'delivered' ? '2.0.0' : o.kind === 'permanent' ? '5.0.0' : '4.0.0');
+  const text = `${o.code} ${o.enhanced !== null ? `${o.enhanced} ` : ''}${o.text}`.trim();
+  return { kind: o.kind, diagnostic: `${o.origin === 'remote' ? 'smtp' : 'x-local'};${text}`, remote: o.remote, dsnStatus: status };
+}
+
+function outbound(env: EnvelopeV1, targets: readonly Target[], message: () => Buffer): OutboundMessage {
+  const body = env.senderParams.body?.toUpperCase();
+  return {
+    id: env.id,
+    sender: env.sender,
+    recipients: targets.map((t) => {
+      const r = env.recipients[t.rcpt];
+      return { address: t.address, orcpt: r?.orcpt ?? null, notify: r?.notify ?? [] };
+    }),
+    size: env.size,
+    envid: env.senderParams.envid,
+    ret: env.senderParams.ret === 'FULL' || env.senderParams.ret === 'HDRS' ? env.senderParams.ret : null,
+    body8bit: body === '8BITMIME' || body === 'BINARYMIME',
+    smtputf8: env.senderParams.smtputf8,
+    open: message,
+  };
+}
+
+export class ChannelDeliverer implements Deliverer {
+  constructor(private readonly deps: ChannelDelivererDeps) {}
+
+  destinationOf(t: Target): string {
+    switch (kindOf(t.channel)) {
+      case 'store':
+        return 'store';
+      case 'discard':
+        return 'bitbucket';
+      case 'smtp': {
+        const smart = this.deps.options().smarthost;
+        return smart !== null ? `smarthost:${smart.host}:${smart.port}` : `mx:${domainOf(t.address)}`;
+      }
+      case 'none':
+        return `channel:${t.channel}`;
+    }
+  }
+
+  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome[]> {
+    const kind = kindOf(group.channel);
+    if (kind === 'discard') return group.targets.map(() => ({ kind: 'delivered', diagnostic: 'x-local;discarded', remote: null, dsnStatus: '2.0.0' }));
+    if (kind === 'none') {
+      return group.targets.map(() => ({ kind: 'permanent', diagnostic: `x-local;550 5.3.5 channel ${group.channel} has no delivery method`, remote: null, dsnStatus: '5.3.5' }));
+    }
+    if (kind === 'store') {
+      const lmtp = this.deps.lmtp();
+      const server = this.deps.options().lmtp;
+      if (lmtp !== null && server !== null) {
+        const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, message), {});
+        return r.outcomes.map(targetOutcome);
+      }
+      return Promise.all(group.targets.map((t) => this.toMaildir(t, env, message)));
+    }
+    const smart = this.deps.options().smarthost;
+    const dest: Destination = smart !== null ? { kind: 'host', host: smart.host, port: smart.port } : { kind: 'mx', domain: domainOf(group.targets[0]?.address ?? '') };
+    const r = await this.deps.smtp.deliver(dest, outbound(env, group.targets, message), {});
+    return r.outcomes.map(targetOutcome);
+  }
+
+  private async toMaildir(t: Target, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome> {
+    const dir = maildirOf(this.deps.mailboxRoot, t.address);
+    if (dir === null || !this.deps.mailboxExists(t.address)) {
+      return { kind: 'permanent', diagnostic: `x-local;550 5.1.1 no mailbox for ${t.address}`, remote: null, dsnStatus: '5.1.1' };
+    }
+    try {
+      await deliverToMaildir(dir, env.sender, t.address, message());
+      return { kind: 'delivered', diagnostic: 'x-local;250 2.0.0 delivered to the embedded store', remote: null, dsnStatus: '2.0.0' };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error';
+      return { kind: 'temporary', diagnostic: `x-local;451 4.3.0 cannot write the mailbox (${code})`, remote: null, dsnStatus: '4.3.0' };
+    }
+  }
+}

@@ -1,0 +1,362 @@
+// The queue runner: takes committed messages from the spool and delivers them, target by target,
+// retrying temporary failures on the backoff schedule and returning permanent failures to the
+// sender as DSNs. It owns the spool while the server runs: queue management (qm) goes through it,
+// so a message is never deleted or held while an attempt on it is in flight.
+//
+// Order of durable steps for one attempt (a crash between any two repeats at most one attempt, so
+// a duplicate is possible but a loss is not):
+//   1. deliver the due targets (the remote side has the message),
+//   2. write the new state (`<id>.state`),
+//   3. enqueue the DSN for newly failed targets, then mark them notified in the state,
+//   4. when nothing is left to do, remove the message and its state.
+
+import type { TxSink } from './txsink.js';
+import { composeDsn, dsnEnvelope } from './dsn.js';
+import { newMessageId } from './spool.js';
+import type { EnvelopeV1, Spool } from './spool.js';
+import { applyOutcome, backoff, dueTargets, finished, initialState, needsDsn, nextDue } from './state.js';
+import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
+import type { Logger } from '../telemetry/log.js';
+
+/** Targets of one message that go the same way in one attempt. */
+export interface DeliveryGroup {
+  readonly channel: string;
+  /** Where they go: a recipient domain (MX), a host, the local store, or nowhere. */
+  readonly destination: string;
+  readonly targets: readonly Target[];
+}
+
+/** Delivers a group; one outcome per target, in order. Never rejects (failures are outcomes). */
+export interface Deliverer {
+  /** The destination key of a target: targets with the same key share a connection and a limit. */
+  destinationOf(target: Target): string;
+  deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome[]>;
+}
+
+/** Routes an address (the original sender, for a DSN) to a channel and its delivery address. */
+export type RouteAddress = (address: string) => Promise<{ channel: string; address: string } | null>;
+
+export interface RunnerDeps {
+  readonly spool: Spool;
+  readonly deliverer: Deliverer;
+  readonly route: RouteAddress;
+  readonly tx: TxSink;
+  readonly log: Logger;
+  readonly retry: () => RetryPolicy;
+  /** Whether failures of mail from this source channel are returned to the sender (backscatter control). */
+  readonly bounces: (sourceChannel: string) => boolean;
+  readonly hostname: () => string;
+  /** Attempts in flight at once, all messages together. */
+  readonly concurrency: number;
+  /** Attempts in flight at once to one destination. */
+  readonly perDestination: number;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+interface Slot {
+  id: string;
+  due: number;
+}
+
+/** A binary min-heap of (due, id); stale entries are skipped when popped. */
+class DueHeap {
+  private readonly a: Slot[] = [];
+  get size(): number {
+    return this.a.length;
+  }
+  peek(): Slot | undefined {
+    return this.a[0];
+  }
+  push(s: Slot): void {
+    const a = this.a;
+    a.push(s);
+    for (let i = a.length - 1; i > 0; ) {
+      const p = (i - 1) >> 1;
+      if ((a[p] as Slot).due <= (a[i] as Slot).due) break;
+      [a[p], a[i]] = [a[i] as Slot, a[p] as Slot];
+      i = p;
+    }
+  }
+  pop(): Slot | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && (a[l] as Slot).due < (a[m] as Slot).due) m = l;
+        if (r < a.length && (a[r] as Slot).due < (a[m] as Slot).due) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i] as Slot, a[m] as Slot];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+export interface QueueCounts {
+  readonly messages: number;
+  readonly held: number;
+  readonly inFlight: number;
+}
+
+export class QueueRunner {
+  private readonly heap = new DueHeap();
+  /** The due time each queued message is scheduled for (the heap may hold stale copies). */
+  private readonly due = new Map<string, number>();
+  private readonly inFlight = new Map<string, { cancel: 'delete' | 'hold' | null; done: Promise<void> }>();
+  private readonly perDest = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(private readonly deps: RunnerDeps) {
+    this.now = deps.now ?? Date.now;
+    this.random = deps.random ?? Math.random;
+  }
+
+  /** Schedules every message in the spool (after a restart: all of them, at their saved times) and starts. */
+  async start(): Promise<void> {
+    this.deps.spool.onCommit = (id) => this.schedule(id, this.now());
+    for (const id of this.deps.spool.list()) {
+      let at = this.now();
+      try {
+        const st = (await this.deps.spool.readState(id)) as DeliveryState | null;
+        const next = st === null ? null : nextDue(st);
+        if (next !== null) at = next;
+      } catch {
+        // An unreadable state is rebuilt from the envelope at the attempt.
+      }
+      this.schedule(id, at);
+    }
+    this.pump();
+  }
+
+  /** Stops taking work and waits for attempts in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.deps.spool.onCommit = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await Promise.all([...this.inFlight.values()].map((f) => f.done));
+  }
+
+  counts(): QueueCounts {
+    return { messages: this.due.size + this.inFlight.size, held: this.deps.spool.listHeld().length, inFlight: this.inFlight.size };
+  }
+
+  /** Asks for an attempt now (qm release, a test). */
+  schedule(id: string, at: number): void {
+    if (this.stopped || this.inFlight.has(id)) {
+      if (this.inFlight.has(id)) this.due.set(id, at); // attempt again after the current one
+      return;
+    }
+    const cur = this.due.get(id);
+    if (cur !== undefined && cur <= at) return;
+    this.due.set(id, at);
+    this.heap.push({ id, due: at });
+    this.arm();
+  }
+
+  /** Deletes a message, waiting for an attempt in flight to end first. */
+  async delete(id: string): Promise<boolean> {
+    const f = this.inFlight.get(id);
+    if (f !== undefined) {
+      f.cancel = 'delete';
+      await f.done;
+    }
+    this.due.delete(id);
+    return this.deps.spool.remove(id);
+  }
+
+  /** Holds a message (it stays in the spool, untouched, until released). */
+  async hold(id: string): Promise<boolean> {
+    const f = this.inFlight.get(id);
+    if (f !== undefined) {
+      f.cancel = 'hold';
+      await f.done;
+    }
+    this.due.delete(id);
+    return this.deps.spool.hold(id);
+  }
+
+  async release(id: string): Promise<boolean> {
+    return this.deps.spool.release(id); // the spool's onCommit schedules it
+  }
+
+  private arm(): void {
+    // While every slot is busy the end of an attempt pumps again; a timer now would only spin.
+    if (this.stopped || this.inFlight.size >= this.deps.concurrency) return;
+    const top = this.heap.peek();
+    if (top === undefined) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const wait = Math.max(0, Math.min(top.due - this.now(), 2 ** 31 - 1));
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.pump();
+    }, wait);
+    this.timer.unref();
+  }
+
+  private pump(): void {
+    const now = this.now();
+    while (!this.stopped && this.inFlight.size < this.deps.concurrency) {
+      const top = this.heap.peek();
+      if (top === undefined || top.due > now) break;
+      this.heap.pop();
+      if (this.due.get(top.id) !== top.due) continue; // stale copy
+      this.due.delete(top.id);
+      const entry = { cancel: null as 'delete' | 'hold' | null, done: Promise.resolve() };
+      this.inFlight.set(top.id, entry);
+      entry.done = this.attempt(top.id, entry)
+        .catch((err: unknown) => {
+          this.deps.log.log('error', 'queue-attempt-failed', { id: top.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+          // Try again later rather than lose track of the message: after the first wait of the
+          // retry schedule, as for a first temporary failure.
+          this.due.set(top.id, this.now() + backoff(this.deps.retry(), 1, this.random()));
+        })
+        .finally(() => {
+          this.inFlight.delete(top.id);
+          // A message that qm deletes or holds is not attempted again, even if a commit or a
+          // release asked for it meanwhile: delete()/hold() act on it as soon as this ends.
+          if (entry.cancel !== null) this.due.delete(top.id);
+          const again = this.due.get(top.id);
+          if (again !== undefined) this.heap.push({ id: top.id, due: again });
+          this.pump();
+        });
+    }
+    this.arm();
+  }
+
+  private async acquire(dest: string): Promise<void> {
+    while ((this.perDest.get(dest) ?? 0) >= this.deps.perDestination) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    this.perDest.set(dest, (this.perDest.get(dest) ?? 0) + 1);
+  }
+
+  private releaseDest(dest: string): void {
+    const n = (this.perDest.get(dest) ?? 1) - 1;
+    if (n <= 0) this.perDest.delete(dest);
+    else this.perDest.set(dest, n);
+  }
+
+  /** One attempt on one message: every due target, grouped by destination. */
+  private async attempt(id: string, flight: { cancel: 'delete' | 'hold' | null }): Promise<void> {
+    const { spool, deliverer, tx } = this.deps;
+    let env: EnvelopeV1;
+    try {
+      env = spool.readEnvelope(id);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // deleted or held meanwhile
+      throw err;
+    }
+    let saved: DeliveryState | null;
+    try {
+      saved = (await spool.readState(id)) as DeliveryState | null;
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      // Rebuilt from the envelope: targets delivered before may be delivered again (a duplicate,
+      // not a message stuck for ever).
+      this.deps.log.log('warn', 'queue-state-unreadable', { id, error: err.message });
+      saved = null;
+    }
+    const state = saved ?? initialState(env, this.now());
+    if (saved === null && env.flags.includes('H')) {
+      // $H: set aside at once, as Messaging Server's .HELD (spec §4.2); released by qm.
+      await spool.writeState(id, state);
+      await spool.hold(id);
+      this.deps.log.log('info', 'queue-held', { id, reason: 'access table $H' });
+      return;
+    }
+    const discard = env.flags.some((f) => f === 'B' || f === 'V' || f === 'Z');
+    const due = dueTargets(state, this.now());
+    let message: Buffer | null = null;
+    const body = (): Buffer => (message ??= spool.readBody(id));
+
+    if (discard) {
+      for (const t of due) {
+        applyOutcome(t, { kind: 'delivered', diagnostic: 'discarded ($B)', remote: null, dsnStatus: '2.0.0' }, Date.parse(env.receivedAt), this.now(), this.deps.retry(), 0);
+        tx.dequeued(env, t, 'bitbucket');
+      }
+    } else {
+      const groups = new Map<string, Target[]>();
+      for (const t of due) {
+        const key = `${t.channel}\u0000${deliverer.destinationOf(t)}`;
+        const g = groups.get(key);
+        if (g === undefined) groups.set(key, [t]);
+        else g.push(t);
+      }
+      await Promise.all(
+        [...groups.values()].map(async (targets) => {
+          const first = targets[0] as Target;
+          const dest = deliverer.destinationOf(first);
+          await this.acquire(dest);
+          try {
+            let outcomes: readonly TargetOutcome[];
+            try {
+              outcomes = await deliverer.deliver({ channel: first.channel, destination: dest, targets }, env, body);
+            } catch (err) {
+              // The contract says never, but a fault must not end the flight while other groups
+              // are still delivering, nor lose what they delivered: a temporary failure of this
+              // group, retried on the schedule.
+              const error = err instanceof Error ? err.message : String(err);
+              this.deps.log.log('error', 'queue-deliverer-failed', { id, channel: first.channel, destination: dest, error });
+              outcomes = targets.map((): TargetOutcome => ({ kind: 'temporary', diagnostic: `x-local;internal error: ${error}`, remote: null, dsnStatus: '4.3.0' }));
+            }
+            targets.forEach((t, i) => {
+              const o = outcomes[i] ?? { kind: 'temporary', diagnostic: 'x-local;no outcome reported', remote: null, dsnStatus: '4.0.0' };
+              const transition = applyOutcome(t, o, Date.parse(env.receivedAt), this.now(), this.deps.retry(), this.random());
+              if (transition === 'delivered') tx.dequeued(env, t, t.channel);
+              else if (transition === 'deferred') tx.deferred(env, t, t.channel);
+              else tx.failed(env, t, t.channel);
+            });
+          } finally {
+            this.releaseDest(dest);
+          }
+        }),
+      );
+    }
+
+    if (flight.cancel === 'delete') return; // qm deletes once this attempt has ended
+    await spool.writeState(id, state);
+    if (flight.cancel === 'hold') return; // held with what this attempt achieved recorded
+
+    const bounces = this.deps.bounces(env.sourceChannel);
+    const toNotify = needsDsn(state, env, bounces);
+    if (toNotify.length > 0) {
+      await this.enqueueDsn(env, toNotify, body());
+      for (const t of toNotify) t.status = 'notified';
+      await spool.writeState(id, state);
+    }
+    if (finished(state, env, bounces)) {
+      await spool.remove(id);
+      this.deps.log.log('info', 'queue-finished', { id, delivered: state.targets.filter((t) => t.status === 'delivered').length, failed: state.targets.filter((t) => t.status !== 'delivered').length });
+      return;
+    }
+    const next = nextDue(state);
+    if (next !== null) this.due.set(id, next);
+  }
+
+  private async enqueueDsn(env: EnvelopeV1, targets: Target[], message: Buffer): Promise<void> {
+    const now = new Date(this.now());
+    const dsn = composeDsn({ env, targets, message, hostname: this.deps.hostname(), now });
+    const id = newMessageId(now.getTime());
+    const route = await this.deps.route(env.sender);
+    const envelope = dsnEnvelope(id, env, dsn.length, now);
+    const r = envelope.recipients[0];
+    const routed: EnvelopeV1 =
+      route === null || r === undefined
+        ? envelope
+        : { ...envelope, recipients: [{ ...r, channel: route.channel, deliverTo: [{ address: route.address, channel: route.channel }] }] };
+    await this.deps.spool.commitGenerated(routed, dsn);
+    this.deps.tx.enqueued(routed, 'l');
+    this.deps.log.log('info', 'queue-dsn', { id, for: env.id, to: env.sender, recipients: targets.map((t) => t.address) });
+  }
+}
