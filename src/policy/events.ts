@@ -4,7 +4,8 @@
 import type { SourcePos } from '../mapping/errors.js';
 import type { VerdictReason } from './verdict.js';
 
-export type DecisionPhase = 'connect' | 'mail' | 'rcpt' | 'routing';
+/** `log`: LOG_ACTION, offered each transaction record (spec §8). */
+export type DecisionPhase = 'connect' | 'mail' | 'rcpt' | 'routing' | 'log';
 
 export interface DecisionEvent {
   readonly phase: DecisionPhase;

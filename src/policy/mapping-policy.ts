@@ -200,7 +200,7 @@ export class MappingPolicy implements SessionPolicy {
     // Before alias expansion: the address as given, the channel it rewrote to (§5.4–§5.5).
     for (const table of ['ORIG_SEND_ACCESS', 'ORIG_MAIL_ACCESS'] as const) {
       const v = await check(table, dest.channel.name, to.address);
-      if (v.kind === 'reject') return { verdict: v, route: null };
+      if (v.kind === 'reject') return { verdict: v, route: null, channel: dest.channel.name };
       accepted.push(v);
     }
     let deliverTo: RecipientRoute['deliverTo'];
@@ -211,7 +211,7 @@ export class MappingPolicy implements SessionPolicy {
       else {
         // Unknown local users are refused here, at RCPT; the store behind is never asked.
         const v = rejectWith('builtin:unknown-recipient', reply(550, '5.1.1', `unknown or illegal alias: ${to.mailbox}`));
-        return { verdict: this.builtin('rcpt', 'alias expansion', dest.address, v), route: null };
+        return { verdict: this.builtin('rcpt', 'alias expansion', dest.address, v), route: null, channel: dest.channel.name };
       }
       this.builtin('rcpt', 'alias expansion', dest.address, ACCEPT, deliverTo.map((d) => `${d.address} on ${d.channel}`).join(', '));
     } else {
@@ -220,7 +220,7 @@ export class MappingPolicy implements SessionPolicy {
     for (const d of deliverTo) {
       for (const table of ['SEND_ACCESS', 'MAIL_ACCESS'] as const) {
         const v = await check(table, d.channel, d.address);
-        if (v.kind === 'reject') return { verdict: v, route: null };
+        if (v.kind === 'reject') return { verdict: v, route: null, channel: d.channel };
         accepted.push(v);
       }
     }

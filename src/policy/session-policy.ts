@@ -57,6 +57,8 @@ export interface RcptAnswer {
   readonly verdict: Verdict;
   /** Set when the recipient is accepted. */
   readonly route: RecipientRoute | null;
+  /** The destination channel routing found, also for a refused recipient (its J record, spec §13). */
+  readonly channel?: string | null;
 }
 
 export interface SessionPolicy {

@@ -11,6 +11,7 @@ import type { EnvelopeV1 } from '../../queue/spool.js';
 import type { SmtpReply } from '../../policy/verdict.js';
 import { mergeActions } from '../../policy/verdict.js';
 import type { Session, Transaction } from './session.js';
+import { logEnqueued } from './txlog.js';
 
 /** RFC 5322 §3.3 date-time, e.g. "Tue, 24 Nov 2026 05:41:48 +0000". */
 export function rfc5322Date(d: Date): string {
@@ -139,9 +140,20 @@ function watchHeaders(s: Session, tx: Transaction, chunk: Buffer | null): void {
   tx.headerDone = true;
   const block = (end === -1 ? head : head.subarray(0, end + 2)).toString('latin1');
   tx.headerSeen = [];
-  if (!/(^|\r\n)message-id[ \t]*:/i.test(block) && tx.body !== null) {
-    tx.body.addHeader(`Message-ID: <${tx.body.id}@${s.options.hostname}>`);
+  tx.messageId = messageIdOf(block);
+  if (tx.messageId === null && tx.body !== null) {
+    tx.messageId = `<${tx.body.id}@${s.options.hostname}>`;
+    tx.body.addHeader(`Message-ID: ${tx.messageId}`);
   }
+}
+
+/** The Message-ID field's value (unfolded, its `<...>` part when it has one), or null when there is none. */
+export function messageIdOf(block: string): string | null {
+  const m = /(?:^|\r\n)message-id[ \t]*:((?:[^\r\n]|\r\n[ \t])*)/i.exec(block);
+  if (m === null) return null;
+  const value = (m[1] as string).replace(/\r\n/g, '').trim();
+  const id = /<[^<>]*>/.exec(value);
+  return id !== null ? id[0] : value;
 }
 
 export async function onDataEnd(s: Session, issues: ContentIssues): Promise<void> {
@@ -238,6 +250,7 @@ async function finish(s: Session, tx: Transaction): Promise<void> {
     return;
   }
   tx.body = null;
+  logEnqueued(s, envelope, tx);
   s.env.log.log('info', 'smtp-accepted', {
     id: envelope.id,
     client: st.clientIp,

@@ -4,6 +4,7 @@
 import { REPLY } from '../codes.js';
 import { mailParams, parsePath, parsePathCommand } from '../commands.js';
 import type { Session } from './session.js';
+import { logRefused } from './txlog.js';
 
 export async function handleMail(s: Session, rest: string): Promise<void> {
   if (s.state.helo === null) {
@@ -30,6 +31,7 @@ export async function handleMail(s: Session, rest: string): Promise<void> {
     return;
   }
   const verdict = await s.env.policy().mail(s.facts(), c.path, mp.mail);
+  if (verdict.kind === 'reject') logRefused(s, verdict, c.path, null, null);
   if (await s.refuse(verdict)) return;
   // FROM_ACCESS's $J replaces the envelope sender (spec §4.3).
   let from = c.path;
@@ -54,6 +56,7 @@ export async function handleMail(s: Session, rest: string): Promise<void> {
     last: false,
     headerSeen: [],
     headerDone: false,
+    messageId: null,
     prevCr: false,
     lineLen: 0,
   };

@@ -5,6 +5,7 @@ import { REPLY } from '../codes.js';
 import { parsePathCommand, rcptParams } from '../commands.js';
 import type { Session } from './session.js';
 import { mergeActions } from '../../policy/verdict.js';
+import { logRefused } from './txlog.js';
 
 export async function handleRcpt(s: Session, rest: string): Promise<void> {
   const tx = s.state.tx;
@@ -37,6 +38,9 @@ export async function handleRcpt(s: Session, rest: string): Promise<void> {
   tx.rcptCommands++;
   const answer = await s.env.policy().rcpt(s.facts(), tx.from, c.path, rp.rcpt, { rcptCount: tx.rcptCommands, recipientCount: tx.recipients.length });
   const verdict = answer.verdict;
+  // The J record goes out before the reply (and any $D delay), so LOG_ACTION's counting is done
+  // by the time the client can send its next command.
+  if (verdict.kind === 'reject') logRefused(s, verdict, tx.from, { path: c.path, params: rp.rcpt }, answer.channel ?? null);
   if (await s.refuse(verdict)) {
     if (verdict.kind === 'reject' && !verdict.temporary) s.noteRefusal();
     return;

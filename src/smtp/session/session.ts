@@ -11,6 +11,7 @@ import type { AccessActions, SmtpReply, Verdict } from '../../policy/verdict.js'
 import type { Options } from '../../config/types.js';
 import type { Spool } from '../../queue/spool.js';
 import type { Logger } from '../../telemetry/log.js';
+import type { TransactionLog } from '../../txlog/index.js';
 import { SmtpDecoder } from '../codec.js';
 import type { DecoderEvent } from '../codec.js';
 import { encodeReply, REPLY } from '../codes.js';
@@ -56,6 +57,8 @@ export interface SessionEnv {
   readonly now: () => Date;
   /** Whether this client address (the real peer) may use XCLIENT. */
   readonly xclientAllowed: (peerIp: string) => boolean;
+  /** The transaction log (spec §13): E and J records; absent in tools that keep none. */
+  readonly txlog?: TransactionLog;
 }
 
 export interface Recipient {
@@ -92,6 +95,8 @@ export interface Transaction {
   /** Header check state for Message-ID insertion. */
   headerSeen: Buffer[];
   headerDone: boolean;
+  /** The header Message-ID (found, or the one we added), for the transaction log. */
+  messageId: string | null;
   /** BDAT line checker state: previous byte was CR; current line length. */
   prevCr: boolean;
   lineLen: number;
