@@ -29,6 +29,10 @@ import { throttleControl } from './throttle-control.js';
 import { serverCallouts } from './setup.js';
 import { MeterMaid } from '../throttle/service.js';
 import type { MeterEvent } from '../throttle/library.js';
+import { TxLog } from '../txlog/index.js';
+import type { DecisionSink } from '../policy/events.js';
+import { startDelivery, txSinkFor } from './delivery.js';
+import type { Delivery } from './delivery.js';
 import type { ControlReply, ControlRequest } from './control.js';
 
 export interface DaemonOptions {
@@ -53,6 +57,9 @@ function restartOnly(a: Options, b: Options): string[] {
   if (a.listenAddresses.join(',') !== b.listenAddresses.join(',')) out.push('service.listenaddr');
   if (a.dataDir !== b.dataDir) out.push('store.datadir');
   if (a.logLevel !== b.logLevel) out.push('log.level');
+  if (a.delivery.runner !== b.delivery.runner) out.push('delivery.runner');
+  if (a.delivery.concurrency !== b.delivery.concurrency || a.delivery.perDestination !== b.delivery.perDestination) out.push('delivery concurrency');
+  if (a.delivery.mxPort !== b.delivery.mxPort) out.push('delivery.mx_port');
   if ((a.tls.certFile === null) !== (b.tls.certFile === null) && a.ports.smtps !== 0) out.push('TLS on port 465');
   return out;
 }
@@ -73,6 +80,8 @@ export class Daemon {
   private tlsCtx: tls.SecureContext | null;
   private control: Server | null = null;
   private stopping = false;
+  /** The queue runner and its transports; null with delivery.runner = no. */
+  delivery: Delivery | null = null;
   readonly bound: { service: string; address: string; port: number }[] = [];
 
   private constructor(
@@ -85,6 +94,8 @@ export class Daemon {
     readonly meter: MeterMaid,
     private readonly listeners: SmtpListeners,
     private readonly policy: SessionPolicy,
+    /** The transaction log (spec §13): E and J from sessions; the queue runner adds D, R, Q. */
+    readonly txlog: TxLog,
   ) {
     this.snapshot = snapshot;
     this.tlsCtx = secureContext(snapshot.options);
@@ -137,19 +148,32 @@ export class Daemon {
     const spool = Spool.open(o.dataDir);
     let daemon: Daemon | null = null;
     const current = (): Daemon => daemon as Daemon;
+    const onDecision: DecisionSink = (e) =>
+      log.log('debug', 'policy-decision', {
+        phase: e.phase,
+        table: e.table,
+        probe: e.probe,
+        flags: e.flags,
+        decision: e.decision,
+        entry: e.entry ? `${e.entry.file}:${e.entry.line}` : null,
+      });
     const policy = new MappingPolicy({
       config: () => current().snapshot,
       router: () => current().router(),
       directory: () => current().directory,
-      onDecision: (e) =>
-        log.log('debug', 'policy-decision', {
-          phase: e.phase,
-          table: e.table,
-          probe: e.probe,
-          flags: e.flags,
-          decision: e.decision,
-          entry: e.entry ? `${e.entry.file}:${e.entry.line}` : null,
-        }),
+      onDecision,
+    });
+    // The transaction log follows reloads (format, rotation, LOG_ACTION options and table); its
+    // directory is <datadir>/log, which only a restart changes.
+    const live = (): ConfigSnapshot => daemon?.snapshot ?? snapshot;
+    const txlog = new TxLog({
+      dir: join(o.dataDir, 'log'),
+      options: () => live().options.transactions,
+      paranoia: () => live().options.access.paranoia,
+      mappings: () => live().mappings,
+      log,
+      onDecision,
+      midnightTimer: true,
     });
     const env: ListenerEnv = {
       options: () => current().snapshot.options,
@@ -160,12 +184,26 @@ export class Daemon {
       now: () => new Date(),
       xclientAllowed: (ip) => cidrContains(current().snapshot.options.xclientHosts, ip),
       tlsContext: () => current().tlsCtx,
+      txlog,
     };
     const listeners = new SmtpListeners(env, log);
-    daemon = new Daemon(opts.configDir, snapshot, directory, spool, log, services, meter, listeners, policy);
+    daemon = new Daemon(opts.configDir, snapshot, directory, spool, log, services, meter, listeners, policy, txlog);
     for (const w of snapshot.warnings) log.log('warn', 'config-warning', { problem: formatProblem(w) });
     try {
       daemon.control = await serveControl(o.dataDir, (req) => current().handleControl(req));
+      // The runner starts before the listeners: a message committed by the first session is
+      // scheduled by the spool's commit hook; those queued before a restart are picked up here.
+      if (o.delivery.runner) {
+        daemon.delivery = startDelivery({
+          snapshot: () => current().snapshot,
+          router: () => current().router(),
+          directory: () => current().directory,
+          spool,
+          tx: txSinkFor(txlog),
+          log,
+        });
+        await daemon.delivery.runner.start();
+      }
       daemon.bound.push(...(await listeners.listen(o)));
     } catch (err) {
       await daemon.stop(0);
@@ -199,6 +237,7 @@ export class Daemon {
     if (storeNote !== undefined) warnings.push(storeNote);
     this.snapshot = loaded.snapshot;
     this.tlsCtx = ctx;
+    this.txlog.reconfigure();
     this.log.log('info', 'config-reloaded', { warnings });
     return { ok: true, warnings };
   }
@@ -244,6 +283,10 @@ export class Daemon {
     this.log.log('info', 'server-stopping', { graceMs });
     await this.listeners.close(graceMs);
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
+    // Attempts in flight finish (their state is written); what is left waits in the spool.
+    if (this.delivery !== null) await this.delivery.stop();
+    // After everything that writes records has stopped; LOG_ACTION still needs MeterMaid.
+    await this.txlog.close();
     await this.meter.close();
     this.log.log('info', 'server-stopped', {});
   }

@@ -38,6 +38,8 @@ const SETTINGS: Record<string, string> = {
   'smtp.maxrecipients': '3',
   'smtp.maxerrors': '5',
   'smtp.authwithouttls': 'yes',
+  // The dialogs count what the SMTP service put in the queue: nothing may deliver it meanwhile.
+  'delivery.runner': 'no',
 };
 
 export async function startTestServer(): Promise<TestServer> {
@@ -48,7 +50,8 @@ export async function startTestServer(): Promise<TestServer> {
   const port = await freePort();
   let conf = readFileSync(join(config, 'msg.conf'), 'utf8');
   for (const [k, v] of Object.entries({ ...SETTINGS, 'service.smtp.port': String(port) })) {
-    conf = conf.replace(new RegExp(`^!?\\s*${k.replaceAll('.', '\\.')}\\s*=.*$`, 'm'), `${k} = ${v}`);
+    const line = new RegExp(`^!?\\s*${k.replaceAll('.', '\\.')}\\s*=.*$`, 'm');
+    conf = line.test(conf) ? conf.replace(line, `${k} = ${v}`) : `${conf}\n${k} = ${v}\n`;
   }
   writeFileSync(join(config, 'msg.conf'), conf);
   const mappings = readFileSync(join(config, 'mappings'), 'utf8').replace(/^INTERNAL_IP\n[\s\S]*?\n\n/m, 'INTERNAL_IP\n  192.0.2.10  $Y\n  *  $N\n\n');

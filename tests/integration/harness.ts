@@ -292,6 +292,8 @@ export class Server {
         'service.smtps.port': String(ports.smtps),
         // A copied configuration may name any data directory; the test's stays inside the copy.
         ...(spec.from !== undefined ? { 'store.datadir': dataDir } : {}),
+        // Most tests examine what the SMTP service put in the queue: delivery tests turn the runner on.
+        'delivery.runner': 'no',
         ...spec.conf,
       });
       writeFileSync(join(configDir, 'msg.conf'), conf);
