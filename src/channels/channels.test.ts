@@ -90,8 +90,17 @@ test('§6.2 keyword groups: a channel keyword replaces the default of its group;
   assert.equal(router.channel('tcp_intranet')?.switching, 'allow');
   assert.equal(router.channel('tcp_auth')?.switching, 'no');
   assert.equal(router.channel('tcp_local')?.saslSwitchTo, 'tcp_auth');
-  assert.ok(problems.some((p) => p.includes('warning') && p.includes('notices')));
+  assert.ok(problems.some((p) => p.includes('warning') && p.includes('subdirs')));
+  assert.ok(!problems.some((p) => p.includes('notices') || p.includes('maxjobs')), 'delivery keywords take effect');
   assert.ok(!problems.some((p) => p.includes('error')));
+});
+
+test('delivery keywords: backoff, notices and maxjobs from the defaults block or the channel', () => {
+  const cnf = parseImtaCnf('imta.cnf', '\ndefaults notices 1 2 4 7 maxjobs 7\n\nl\nlocal-daemon\n\nims-ms backoff "pt5m" pt10m "PT1H" notices 3 maxjobs 4\nims-ms-daemon\n');
+  assert.deepEqual(cnf.problems, []);
+  const { table } = buildChannels(cnf.config);
+  assert.deepEqual(table.get('l')?.delivery, { backoffMs: null, noticesDays: [1, 2, 4, 7], maxJobs: 7 });
+  assert.deepEqual(table.get('ims-ms')?.delivery, { backoffMs: [300_000, 600_000, 3_600_000], noticesDays: [3], maxJobs: 4 });
 });
 
 test('§6.3 switchchannel: internal clients move to tcp_intranet, the firewall listed $N first stays on tcp_local', async () => {

@@ -4,7 +4,7 @@
 // noswitchchannel, the SASL modes, the TLS modes); a channel's own keyword replaces the default
 // from its group. This module turns the parsed file into that effective view.
 
-import { CHANNEL_KEYWORDS } from '../config/imta-cnf.js';
+import { CHANNEL_KEYWORDS, isoDurationMs } from '../config/imta-cnf.js';
 import type { ChannelDef, ChannelKeyword, ImtaConfig } from '../config/imta-cnf.js';
 import type { ConfigProblem } from '../config/types.js';
 import type { SourcePos } from '../mapping/errors.js';
@@ -24,7 +24,19 @@ export interface Channel {
   readonly tls: TlsMode | null;
   readonly saslSwitchTo: string | null;
   readonly tlsSwitchTo: string | null;
+  /** The channel's delivery keywords; null where it (and its defaults) say nothing. */
+  readonly delivery: ChannelDelivery;
   readonly pos: SourcePos;
+}
+
+/** Delivery keywords of a channel block (Messaging Server's job controller settings). */
+export interface ChannelDelivery {
+  /** `backoff`: waits before the 1st, 2nd, ... retry (ms); the last repeats. */
+  readonly backoffMs: readonly number[] | null;
+  /** `notices`: days; the last is when undelivered mail is returned, the others when the sender is warned. */
+  readonly noticesDays: readonly number[] | null;
+  /** `maxjobs`: deliveries in progress at once on this channel. */
+  readonly maxJobs: number | null;
 }
 
 /** Keyword groups: a keyword from a group replaces any other keyword of the same group. */
@@ -44,6 +56,10 @@ export const IMPLEMENTED_KEYWORDS: ReadonlySet<string> = new Set([
   'submit',
   'mx',
   'single_sys',
+  // Delivery (queue runner): retry schedule, return time, concurrency.
+  'backoff',
+  'notices',
+  'maxjobs',
 ]);
 
 function groupOf(name: string): number {
@@ -141,6 +157,18 @@ function channelFrom(def: ChannelDef, kws: readonly ChannelKeyword[]): Channel {
     tls,
     saslSwitchTo: sw?.args[0] ?? null,
     tlsSwitchTo: tsw?.args[0] ?? null,
+    delivery: deliveryOf(has),
     pos: def.pos,
+  };
+}
+
+function deliveryOf(has: (n: string) => ChannelKeyword | undefined): ChannelDelivery {
+  const backoff = has('backoff')?.args.map(isoDurationMs).filter((v): v is number => v !== null) ?? [];
+  const notices = has('notices')?.args.map(Number).filter((v) => Number.isInteger(v) && v > 0) ?? [];
+  const maxJobs = Number(has('maxjobs')?.args[0] ?? NaN);
+  return {
+    backoffMs: backoff.length > 0 ? backoff : null,
+    noticesDays: notices.length > 0 ? notices : null,
+    maxJobs: Number.isInteger(maxJobs) && maxJobs > 0 ? maxJobs : null,
   };
 }

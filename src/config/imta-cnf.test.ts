@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CHANNEL_KEYWORDS, parseImtaCnf } from './imta-cnf.js';
+import { CHANNEL_KEYWORDS, isoDurationMs, parseImtaCnf } from './imta-cnf.js';
 import type { ChannelDef } from './imta-cnf.js';
 import type { ConfigProblem } from './types.js';
 
@@ -151,12 +151,34 @@ test('keyword arity errors: missing argument, bad integer, stray argument', () =
   assert.equal(p.code, 'missing-argument');
   p = only(parse('\nc notices smtp\nc-daemon').problems);
   assert.match(p.message, /whole numbers/);
-  p = only(parse('\nc backoff pt5m\nc-daemon').problems);
-  assert.match(p.message, /double-quoted/);
+  p = only(parse('\nc backoff smtp\nc-daemon').problems);
+  assert.match(p.message, /ISO 8601 durations/);
+  p = only(parse('\nc backoff "5 minutes"\nc-daemon').problems);
+  assert.deepEqual([p.code, p.col], ['bad-duration', 11]);
   p = only(parse('\nc maxjobs 7 8\nc-daemon').problems);
   assert.deepEqual([p.code, p.col], ['stray-argument', 13]);
   p = only(parse('\nc backoff "pt5m\nc-daemon').problems);
   assert.equal(p.code, 'unterminated-quote');
+});
+
+test('backoff takes ISO 8601 durations, quoted (6.3 guide) or not (2005Q4 guide)', () => {
+  for (const text of ['\nc backoff "pt2m" "pt5m" "PT1H" maxjobs 2\nc-daemon', '\nc backoff pt2m pt5m PT1H maxjobs 2\nc-daemon']) {
+    const r = parse(text);
+    assert.deepEqual(r.problems, []);
+    assert.deepEqual(channel(text, 'c').keywords.map((k) => [k.name, k.args]), [
+      ['backoff', ['pt2m', 'pt5m', 'PT1H']],
+      ['maxjobs', ['2']],
+    ]);
+  }
+});
+
+test('isoDurationMs: weeks, days, hours, minutes, seconds; not years, months, zero or junk', () => {
+  assert.equal(isoDurationMs('pt5m'), 300_000);
+  assert.equal(isoDurationMs('PT1H30M'), 5_400_000);
+  assert.equal(isoDurationMs('p1dt12h'), 129_600_000);
+  assert.equal(isoDurationMs('p1w'), 604_800_000);
+  assert.equal(isoDurationMs('pt1.5s'), 1500);
+  for (const bad of ['p1y', 'p1m', 'pt0m', 'p', 'pt', 'p1dt', '5m', 'ptm']) assert.equal(isoDurationMs(bad), null, bad);
 });
 
 test('defaulthost takes one or two arguments', () => {

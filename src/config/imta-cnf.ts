@@ -72,7 +72,9 @@ export type KeywordArity =
   /** Whole numbers up to the next token that is not one (at least one). */
   | 'integers'
   /** Double-quoted strings up to the next token that is not one (at least one). */
-  | 'quoted';
+  | 'quoted'
+  /** ISO 8601 durations ("pt5m", pt1h), quoted or not, up to the next token that is not one (at least one). */
+  | 'durations';
 
 const table = (arity: KeywordArity, names: string): [string, KeywordArity][] => names.split(/\s+/).map((n) => [n, arity]);
 
@@ -95,7 +97,7 @@ export const CHANNEL_KEYWORDS: ReadonlyMap<string, KeywordArity> = new Map([
   ...table('word', 'saslswitchchannel tlsswitchchannel pool sourcefilter destinationfilter filter fileinto daemon'),
   ['defaulthost', 'word-1-2'],
   ['notices', 'integers'],
-  ['backoff', 'quoted'],
+  ['backoff', 'durations'],
 ]);
 
 interface Token {
@@ -105,6 +107,21 @@ interface Token {
 }
 
 const INTEGER = /^\d+$/;
+/** A token that is meant as a duration (validated by isoDurationMs). */
+const DURATION_SHAPE = /^p[0-9dtwhms.]*$/i;
+
+/**
+ * An ISO 8601 duration of weeks, days, hours, minutes and seconds (`P1D`, `PT5M`, `PT1H30M`,
+ * `P1DT12H`, case-insensitive) in milliseconds; null when malformed, zero, or given in years or
+ * months (whose length varies).
+ */
+export function isoDurationMs(text: string): number | null {
+  const m = /^p(?:(\d+)w)?(?:(\d+)d)?(?:t(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?)?$/i.exec(text.trim());
+  if (m === null || /t$/i.test(text.trim())) return null;
+  const [w, d, h, mi, sec] = m.slice(1).map((v) => (v === undefined ? 0 : Number(v))) as [number, number, number, number, number];
+  const ms = Math.round((((w * 7 + d) * 24 + h) * 60 + mi) * 60_000 + sec * 1000);
+  return ms > 0 ? ms : null;
+}
 const KEYWORD_SHAPE = /^[A-Za-z][A-Za-z0-9_]*$/;
 const CHANNEL_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
@@ -319,6 +336,20 @@ function parseKeywords(
         while (i < toks.length && (toks[i] as Token).quoted) args.push((toks[i++] as Token).text);
         if (args.length === 0) missing('one or more double-quoted values');
         break;
+      case 'durations': {
+        // The guides write both `backoff "pt5m" "pt10m"` and `backoff pt2m pt5m`.
+        let bad = false;
+        while (i < toks.length && ((toks[i] as Token).quoted || DURATION_SHAPE.test((toks[i] as Token).text))) {
+          const t = toks[i++] as Token;
+          if (isoDurationMs(t.text) !== null) args.push(t.text);
+          else {
+            bad = true;
+            push(ll.pos(t.offset), 'bad-duration', `keyword ${name} needs ISO 8601 durations such as "pt5m", "pt1h" or "p1d", not "${t.text}"`);
+          }
+        }
+        if (args.length === 0 && !bad) missing('one or more ISO 8601 durations such as "pt5m"');
+        break;
+      }
     }
     out.push({ name, args, pos });
   }
