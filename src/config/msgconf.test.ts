@@ -122,6 +122,19 @@ test('type list: comma-separated items, trimmed, empty items dropped; listen add
   assert.match(p.message, /"localhost" is not an IP address/);
 });
 
+test('delivery.dns_servers: empty by default (the system resolvers); addresses with an optional port, as dns.Resolver#setServers takes them', () => {
+  assert.deepEqual(options('').delivery.dnsServers, []);
+  const o = options('delivery.dns_servers = 127.0.0.1:5353, 192.0.2.53 ,::1, [2001:db8::53]:53');
+  assert.deepEqual(o.delivery.dnsServers, ['127.0.0.1:5353', '192.0.2.53', '::1', '[2001:db8::53]:53']);
+  for (const bad of ['ns.example', '127.0.0.1:0', '127.0.0.1:65536', '[127.0.0.1]:53', '[::1]', '::1:53x', '10.0.0.0/8', 'fe80::1%eth0', '1.2.3:53']) {
+    const p = only(read(`delivery.dns_servers = ${bad}`).problems);
+    assert.equal(p.col, 24, bad);
+    assert.match(p.message, /is not a DNS server \(an IP address, IPv4:port or \[IPv6\]:port\)/, bad);
+  }
+  // The second item is located inside the list.
+  assert.equal(only(read('delivery.dns_servers = 127.0.0.1, nowhere').problems).col, 35);
+});
+
 test('type cidr-list: networks parsed; a bad entry is located inside the list', () => {
   const o = options('smtp.proxyhosts = 10.0.0.0/8, 2001:db8::/32, 192.0.2.1\nsmtp.xclienthosts = ::1');
   assert.deepEqual(

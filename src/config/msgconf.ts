@@ -246,6 +246,7 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
       runner: get('delivery.runner', 'boolean'),
       smarthost: hostPort(get('delivery.smarthost', 'string')),
       mxPort: get('delivery.mx_port', 'integer'),
+      dnsServers: get('delivery.dns_servers', 'list'),
       lmtp: hostPort(get('delivery.lmtp.server', 'string')),
       backoffMs: get('delivery.backoff', 'list').map((d) => (parseDurationText(d) ?? 60) * 1000),
       maxAgeMs: ms('delivery.maxage'),

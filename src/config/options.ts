@@ -304,6 +304,24 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     description: 'TCP port used for hosts found through MX records (25 on the Internet; tests use others)',
   },
   {
+    key: 'delivery.dns_servers',
+    type: {
+      kind: 'list',
+      // What dns.Resolver#setServers takes: an address, IPv4:port or [IPv6]:port.
+      item: (v) => {
+        const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([\d.]+)):(\d{1,5})$/.exec(v);
+        const ip = m === null ? v : ((m[1] ?? m[2]) as string);
+        const port = m === null ? 53 : Number(m[3]);
+        // No brackets without a port, no zone, no network; brackets only around IPv6.
+        const ok = /^[0-9A-Fa-f:.]+$/.test(ip) && parseIp(ip) !== null && (m?.[1] === undefined || ip.includes(':')) && port >= 1 && port <= 65535;
+        return ok ? undefined : `"${v}" is not a DNS server (an IP address, IPv4:port or [IPv6]:port)`;
+      },
+    },
+    default: '',
+    defaultDoc: "empty, the system's resolvers (/etc/resolv.conf)",
+    description: 'DNS servers asked for MX and address records of outbound mail, e.g. 192.0.2.53, [2001:db8::53]:5353',
+  },
+  {
     key: 'delivery.lmtp.server',
     type: { kind: 'string', check: (v) => (v === '' || hostPort(v) !== null ? undefined : `"${v}" is not host:port (e.g. 127.0.0.1:24)`) },
     default: '',

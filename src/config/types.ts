@@ -83,6 +83,8 @@ export interface DeliveryOptions {
   readonly runner: boolean;
   readonly smarthost: { readonly host: string; readonly port: number } | null;
   readonly mxPort: number;
+  /** DNS servers for MX and address lookups (`ip`, `ip:port`, `[ipv6]:port`); empty: the system's. */
+  readonly dnsServers: readonly string[];
   /** LMTP message store; null: the embedded Maildir store. */
   readonly lmtp: { readonly host: string; readonly port: number } | null;
   readonly backoffMs: readonly number[];

@@ -2,10 +2,11 @@
 // store), the channel deliverer, and the queue runner over the spool. Built once at start; the
 // runner reads retry and bounce settings from the current snapshot at each attempt.
 
-import { Resolver } from 'node:dns/promises';
 import { join } from 'node:path';
-import type { ConfigSnapshot } from '../config/types.js';
-import { createLmtpTransport, createSmtpTransport } from '../delivery/index.js';
+import type { ConfigSnapshot, DeliveryOptions } from '../config/types.js';
+import type { ChannelDelivery } from '../channels/model.js';
+import type { RetryPolicy } from '../queue/state.js';
+import { createLmtpTransport, createSmtpTransport, liveResolver } from '../delivery/index.js';
 import type { Transport } from '../delivery/index.js';
 import type { Directory } from '../directory/types.js';
 import type { Router } from '../channels/routing.js';
@@ -16,7 +17,7 @@ import type { Spool } from '../queue/spool.js';
 import type { TxSink } from '../queue/txsink.js';
 import type { Logger } from '../telemetry/log.js';
 import { enqueueRecords, queueRecord } from '../txlog/index.js';
-import type { TransactionLog } from '../txlog/index.js';
+import type { Modifier, TransactionLog } from '../txlog/index.js';
 
 export interface DeliveryDeps {
   readonly snapshot: () => ConfigSnapshot;
@@ -38,7 +39,7 @@ const STORE_CHANNEL = 'ims-ms';
 
 export function startDelivery(deps: DeliveryDeps): Delivery {
   const initial = deps.snapshot().options;
-  const resolver = new Resolver({ timeout: 5000, tries: 2 });
+  const resolver = liveResolver(() => deps.snapshot().options.delivery.dnsServers);
   const smtp = createSmtpTransport({
     hostname: initial.hostname,
     resolver,
@@ -65,10 +66,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
     tx: deps.tx,
     log: deps.log,
     hostname: () => deps.snapshot().options.hostname,
-    retry: () => {
-      const d = deps.snapshot().options.delivery;
-      return { backoffMs: d.backoffMs.length > 0 ? d.backoffMs : [60_000], maxAgeMs: d.maxAgeMs, jitter: 0.1 };
-    },
+    retry: (channel) => channelRetry(deps.snapshot().options.delivery, channel === null ? null : (deps.router().channel(channel)?.delivery ?? null)),
+    maxJobs: (channel) => deps.router().channel(channel)?.delivery.maxJobs ?? null,
     bounces: (source) => !deps.snapshot().options.delivery.noBounceSources.includes(source.toLowerCase()),
     concurrency: initial.delivery.concurrency,
     perDestination: initial.delivery.perDestination,
@@ -97,7 +96,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
 }
 
 /**
- * The runner's events as transaction-log records (spec §13.2): D delivered, Q deferred, R failed
+ * The runner's events as transaction-log records (spec §13.2): D delivered (DL over LMTP, DS over
+ * TLS, DLS both; E for ESMTP is not written: PMDF's D forms have none), Q deferred, R failed
  * (returned to the sender, or recorded only when the source is in nobounce_sources), E for the
  * DSNs the runner enqueues. Each record goes through LOG_ACTION like the session's E and J.
  */
@@ -106,8 +106,29 @@ export function txSinkFor(txlog: TransactionLog, now: () => Date = () => new Dat
     enqueued: (env) => {
       for (const r of enqueueRecords(env, { esmtp: false, chunking: false, messageId: null }, now())) txlog.record(r);
     },
-    dequeued: (env, t, channel) => txlog.record(queueRecord(env, t, { action: 'D', destinationChannel: channel, time: now() })),
+    dequeued: (env, t, channel, via) => {
+      const modifiers: Modifier[] = [...(via?.lmtp === true ? (['L'] as const) : []), ...(via?.tls === true ? (['S'] as const) : [])];
+      txlog.record(queueRecord(env, t, { action: 'D', destinationChannel: channel, modifiers, time: now() }));
+    },
     deferred: (env, t, channel) => txlog.record(queueRecord(env, t, { action: 'Q', destinationChannel: channel, time: now() })),
     failed: (env, t, channel) => txlog.record(queueRecord(env, t, { action: 'R', destinationChannel: channel, time: now() })),
   };
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The retry policy of a destination channel: its imta.cnf `backoff` waits, the last of its
+ * `notices` days as the maximum age and the others as delay warnings; what the channel does not
+ * say comes from msg.conf (delivery.backoff, delivery.maxage; no warnings). Each wait is spread
+ * by ±10 %.
+ */
+export function channelRetry(d: Pick<DeliveryOptions, 'backoffMs' | 'maxAgeMs'>, channel: ChannelDelivery | null): RetryPolicy {
+  const backoffMs = channel?.backoffMs ?? (d.backoffMs.length > 0 ? d.backoffMs : [60_000]);
+  const notices = channel?.noticesDays ?? null;
+  if (notices === null || notices.length === 0) return { backoffMs, maxAgeMs: d.maxAgeMs, jitter: 0.1 };
+  // notices 1 2 4 7: the sender is warned after 1, 2 and 4 days, the message returned after 7.
+  const maxAgeMs = (notices[notices.length - 1] as number) * DAY_MS;
+  const warnAtMs = notices.slice(0, -1).map((n) => n * DAY_MS).filter((ms) => ms < maxAgeMs);
+  return { backoffMs, maxAgeMs, jitter: 0.1, warnAtMs };
 }

@@ -9,6 +9,7 @@ export type { LmtpTransportOptions } from './lmtp-transport.js';
 export { RFC5321_TIMEOUTS } from './client.js';
 export type { SessionTimeouts, TlsMode } from './client.js';
 export { resolveNextHops, resolveHost, parseDomainLiteral, DEFAULT_MAX_HOPS } from './mx.js';
+export { liveResolver } from './resolver.js';
 export type { DomainLiteral, Hop, HopLookup, MxOptions, MxResolver, RouteFailure } from './mx.js';
 export type { EightBitPolicy } from './preflight.js';
 export type { PoolOptions } from './pool.js';

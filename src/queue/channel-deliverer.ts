@@ -6,7 +6,7 @@
 
 import type { DeliveryOptions } from '../config/types.js';
 import { deliverToMaildir, maildirOf } from '../delivery/maildir.js';
-import type { Destination, OutboundMessage, RecipientOutcome, Transport } from '../delivery/index.js';
+import type { DeliveryAttempt, Destination, OutboundMessage, RecipientOutcome, Transport } from '../delivery/index.js';
 import type { Deliverer, DeliveryGroup } from './runner.js';
 import type { EnvelopeV1 } from './spool.js';
 import type { Target, TargetOutcome } from './state.js';
@@ -40,11 +40,11 @@ function kindOf(channel: string): 'store' | 'smtp' | 'discard' | 'none' {
   return 'none';
 }
 
-/** A transport's outcome as the state records it: diagnostic in DSN Diagnostic-Code form. */
-export function targetOutcome(o: RecipientOutcome): TargetOutcome {
+/** A transport's outcome as the state records it: diagnostic in DSN Diagnostic-Code form; `a` says whether the session was LMTP and TLS. */
+export function targetOutcome(o: RecipientOutcome, a: Pick<DeliveryAttempt, 'lmtp' | 'tls'>): TargetOutcome {
   const status = o.enhanced ?? (o.kind === 'delivered' ? '2.0.0' : o.kind === 'permanent' ? '5.0.0' : '4.0.0');
   const text = `${o.code} ${o.enhanced !== null ? `${o.enhanced} ` : ''}${o.text}`.trim();
-  return { kind: o.kind, diagnostic: `${o.origin === 'remote' ? 'smtp' : 'x-local'};${text}`, remote: o.remote, dsnStatus: status };
+  return { kind: o.kind, diagnostic: `${o.origin === 'remote' ? 'smtp' : 'x-local'};${text}`, remote: o.remote, dsnStatus: status, via: { lmtp: a.lmtp, tls: a.tls } };
 }
 
 function outbound(env: EnvelopeV1, targets: readonly Target[], message: () => Buffer): OutboundMessage {
@@ -94,14 +94,14 @@ export class ChannelDeliverer implements Deliverer {
       const server = this.deps.options().lmtp;
       if (lmtp !== null && server !== null) {
         const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, message), {});
-        return r.outcomes.map(targetOutcome);
+        return r.outcomes.map((o) => targetOutcome(o, r));
       }
       return Promise.all(group.targets.map((t) => this.toMaildir(t, env, message)));
     }
     const smart = this.deps.options().smarthost;
     const dest: Destination = smart !== null ? { kind: 'host', host: smart.host, port: smart.port } : { kind: 'mx', domain: domainOf(group.targets[0]?.address ?? '') };
     const r = await this.deps.smtp.deliver(dest, outbound(env, group.targets, message), {});
-    return r.outcomes.map(targetOutcome);
+    return r.outcomes.map((o) => targetOutcome(o, r));
   }
 
   private async toMaildir(t: Target, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome> {

@@ -1,4 +1,4 @@
-// Delivery status notifications (RFC 3464) for failed recipients: a multipart/report with a human
+// Delivery status notifications (RFC 3464) for failed (or delayed) recipients: a multipart/report with a human
 // part, the machine-readable message/delivery-status and the returned message (RFC 3461 RET:
 // HDRS returns the header only; FULL, or no RET, the whole message up to a size limit).
 //
@@ -16,6 +16,13 @@ export const MAX_RETURNED_BYTES = 1 << 20;
 export interface DsnInput {
   readonly env: EnvelopeV1;
   readonly targets: readonly Target[];
+  /**
+   * 'failed' (default): the targets are given up on, the message is returned. 'delayed': a
+   * warning that delivery is still being retried until `retryUntil` (RFC 3464 §2.3.3, §2.3.9);
+   * only the header of the message is returned.
+   */
+  readonly action?: 'failed' | 'delayed';
+  readonly retryUntil?: Date;
   /** The original message (header and body, CRLF). */
   readonly message: Buffer;
   /** This server's host name (Reporting-MTA, From). */
@@ -51,12 +58,13 @@ function diagnosticCode(d: string | null): string | null {
 export function composeDsn(input: DsnInput): Buffer {
   const { env, targets, hostname, now } = input;
   const boundary = `=_portcullis_${randomBytes(9).toString('base64url')}`;
-  const hdrsOnly = env.senderParams.ret === 'HDRS' || input.message.length > MAX_RETURNED_BYTES;
+  const delayed = input.action === 'delayed';
+  const hdrsOnly = delayed || env.senderParams.ret === 'HDRS' || input.message.length > MAX_RETURNED_BYTES;
   const returned = hdrsOnly ? headerOf(input.message) : input.message;
   const lines: string[] = [
     `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
     `To: <${env.sender}>`,
-    'Subject: Undelivered Mail Returned to Sender',
+    delayed ? 'Subject: Delayed Mail (still being retried)' : 'Subject: Undelivered Mail Returned to Sender',
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${env.id}.dsn.${randomBytes(4).toString('hex')}@${hostname}>`,
     'Auto-Submitted: auto-replied',
@@ -71,13 +79,15 @@ export function composeDsn(input: DsnInput): Buffer {
     '',
     `This is the mail system at ${hostname}.`,
     '',
-    `Your message could not be delivered to ${targets.length === 1 ? 'this recipient' : 'these recipients'}:`,
+    delayed
+      ? `Your message could not be delivered yet to ${targets.length === 1 ? 'this recipient' : 'these recipients'}; delivery is still being attempted${input.retryUntil ? ` until ${rfc5322Date(input.retryUntil)}` : ''}. You do not need to resend it:`
+      : `Your message could not be delivered to ${targets.length === 1 ? 'this recipient' : 'these recipients'}:`,
     '',
   ];
   for (const t of targets) {
     lines.push(`  <${env.recipients[t.rcpt]?.address ?? t.address}>: ${t.diagnostic ?? 'delivery failed'}`);
   }
-  lines.push('', hdrsOnly ? "The header of your message is attached." : 'Your message is attached.', '');
+  lines.push('', hdrsOnly ? 'The header of your message is attached.' : 'Your message is attached.', '');
   lines.push(`--${boundary}`, 'Content-Type: message/delivery-status', 'Content-Description: Delivery report', '');
   lines.push(`Reporting-MTA: dns; ${hostname}`, `X-Portcullis-Queue-ID: ${env.id}`);
   if (env.senderParams.envid !== null) lines.push(`Original-Envelope-Id: ${env.senderParams.envid}`);
@@ -89,18 +99,19 @@ export function composeDsn(input: DsnInput): Buffer {
       const semi = r.orcpt.indexOf(';');
       lines.push(`Original-Recipient: ${semi > 0 ? `${r.orcpt.slice(0, semi)}; ${r.orcpt.slice(semi + 1)}` : `rfc822; ${r.orcpt}`}`);
     }
-    lines.push('Action: failed', `Status: ${t.dsnStatus ?? '5.0.0'}`);
+    lines.push(delayed ? 'Action: delayed' : 'Action: failed', `Status: ${t.dsnStatus ?? (delayed ? '4.0.0' : '5.0.0')}`);
     // "mx.example[192.0.2.1]:2525" names mx.example; a UNIX socket path (LMTP) is not a dns name.
     const remoteHost = t.remote?.replace(/\[.*$/, '') ?? '';
     if (remoteHost !== '' && !remoteHost.startsWith('/')) lines.push(`Remote-MTA: dns; ${remoteHost}`);
     const code = diagnosticCode(t.diagnostic);
     if (code !== null) lines.push(`Diagnostic-Code: ${code}`);
     lines.push(`Last-Attempt-Date: ${rfc5322Date(now)}`);
+    if (delayed && input.retryUntil !== undefined) lines.push(`Will-Retry-Until: ${rfc5322Date(input.retryUntil)}`);
   }
   lines.push('', `--${boundary}`);
   lines.push(hdrsOnly ? 'Content-Type: text/rfc822-headers' : 'Content-Type: message/rfc822');
   if (!is7bit(returned)) lines.push('Content-Transfer-Encoding: 8bit');
-  lines.push('Content-Description: Undelivered message', '', '');
+  lines.push(delayed ? 'Content-Description: Delayed message' : 'Content-Description: Undelivered message', '', '');
   const head = Buffer.from(lines.join('\r\n'));
   const tail = Buffer.from(`${returned.subarray(-2).toString() === '\r\n' ? '' : '\r\n'}\r\n--${boundary}--\r\n`);
   return Buffer.concat([head, returned, tail]);

@@ -506,9 +506,73 @@ test('concurrency: attempts to one destination never exceed the per-destination 
   assert.equal(h.deliverer.maxPerDestination, 2);
 });
 
+test('maxjobs: deliveries on one channel never exceed its limit; the retry policy is asked per channel', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runner-'));
+  const spool = Spool.open(dataDir);
+  const ids: string[] = [];
+  for (let k = 0; k < 6; k++) {
+    const env = envelope([rcpt(`u${k}@d${k}.example`)]);
+    await spool.commitGenerated(env, BODY);
+    ids.push(env.id);
+  }
+  const deliverer = new ScriptedDeliverer();
+  deliverer.delayMs = 25;
+  const asked = new Set<string | null>();
+  const h = await harness(
+    t,
+    {
+      concurrency: 20,
+      perDestination: 20,
+      deliverer,
+      maxJobs: (channel) => (channel === 'tcp_local' ? 2 : null),
+      retry: (channel) => {
+        asked.add(channel);
+        return RETRY;
+      },
+    },
+    dataDir,
+  );
+  await until('all delivered', () => ids.every((id) => h.gone(id)));
+  assert.equal(h.deliverer.maxActive, 2);
+  assert.deepEqual([...asked], ['tcp_local']);
+});
+
 // Each of these waits out at least one retry, and the backoff is never below one second
 // (state.ts): they run side by side, each on its own spool.
 describe('retries', { concurrency: true }, () => {
+  test('notices: one "delayed" DSN (RFC 3464 Action: delayed) once the warning age has passed, none after delivery', async (t) => {
+    // A warning age of 0: due at the first deferral (only targets that failed once are warned about).
+    const h = await harness(t, { retry: () => ({ ...RETRY, warnAtMs: [0, 0] }) });
+    h.deliverer.script.set('bob@remote.example', [LATER, LATER, OK]);
+    const id = await h.add(envelope([rcpt('bob@remote.example', { notify: ['DELAY', 'FAILURE'] })]));
+    await until('delivered in the end', () => h.gone(id), 10_000);
+    assert.deepEqual(h.tx.of(id), [
+      ['deferred', 'bob@remote.example', 'tcp_local'],
+      ['deferred', 'bob@remote.example', 'tcp_local'],
+      ['dequeued', 'bob@remote.example', 'tcp_local'],
+    ]);
+    // Both warning ages had passed by the first deferral: one warning, not two in a row.
+    const warnings = dsns(h);
+    assert.equal(warnings.length, 1);
+    const [w] = warnings;
+    await until('warning delivered', () => h.deliverer.callsFor(w?.id ?? '').length === 1);
+    const text = h.deliverer.callsFor(w?.id ?? '')[0]?.message.toString() ?? '';
+    assert.match(text, /Subject: Delayed Mail \(still being retried\)\r\n/);
+    assert.match(text, /Action: delayed\r\nStatus: 4\.4\.1\r\n/);
+    assert.match(text, /Will-Retry-Until: /);
+    assert.match(text, /Content-Type: text\/rfc822-headers/, 'a warning returns the header only');
+  });
+
+  test('notices: NOTIFY=FAILURE alone, or the null sender, gets no delay warning', async (t) => {
+    const h = await harness(t, { retry: () => ({ ...RETRY, warnAtMs: [0] }) });
+    h.deliverer.script.set('bob@remote.example', [LATER, OK]);
+    h.deliverer.script.set('carol@remote.example', [LATER, OK]);
+    const a = await h.add(envelope([rcpt('bob@remote.example', { notify: ['FAILURE'] })]));
+    const b = await h.add(envelope([rcpt('carol@remote.example')], { sender: '' }));
+    await until('both delivered', () => h.gone(a) && h.gone(b), 10_000);
+    assert.deepEqual(dsns(h), []);
+  });
+
   test('temporary, then delivered: a Q record, the state kept between attempts, then a D record', async (t) => {
     const h = await harness(t);
     const env = envelope([rcpt('bob@remote.example')]);

@@ -14,7 +14,7 @@ import type { TxSink } from './txsink.js';
 import { composeDsn, dsnEnvelope } from './dsn.js';
 import { newMessageId } from './spool.js';
 import type { EnvelopeV1, Spool } from './spool.js';
-import { applyOutcome, backoff, dueTargets, finished, initialState, needsDsn, nextDue } from './state.js';
+import { applyOutcome, backoff, delayWarningsDue, dueTargets, finished, initialState, markWarned, needsDsn, nextDue } from './state.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
 import type { Logger } from '../telemetry/log.js';
 
@@ -42,7 +42,10 @@ export interface RunnerDeps {
   readonly route: RouteAddress;
   readonly tx: TxSink;
   readonly log: Logger;
-  readonly retry: () => RetryPolicy;
+  /** The retry schedule and maximum age on this destination channel (imta.cnf backoff/notices, else msg.conf); null: msg.conf's. */
+  readonly retry: (channel: string | null) => RetryPolicy;
+  /** Deliveries in progress at once on this channel (imta.cnf maxjobs); null: only the global limit. */
+  readonly maxJobs?: (channel: string) => number | null;
   /** Whether failures of mail from this source channel are returned to the sender (backscatter control). */
   readonly bounces: (sourceChannel: string) => boolean;
   readonly hostname: () => string;
@@ -111,6 +114,7 @@ export class QueueRunner {
   private readonly due = new Map<string, number>();
   private readonly inFlight = new Map<string, { cancel: 'delete' | 'hold' | null; done: Promise<void> }>();
   private readonly perDest = new Map<string, number>();
+  private readonly perChannel = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly now: () => number;
@@ -149,6 +153,11 @@ export class QueueRunner {
 
   counts(): QueueCounts {
     return { messages: this.due.size + this.inFlight.size, held: this.deps.spool.listHeld().length, inFlight: this.inFlight.size };
+  }
+
+  /** Ids of the messages an attempt is in flight for (qm list and counts show them). */
+  inFlightIds(): string[] {
+    return [...this.inFlight.keys()];
   }
 
   /** Asks for an attempt now (qm release, a test). */
@@ -219,7 +228,7 @@ export class QueueRunner {
           this.deps.log.log('error', 'queue-attempt-failed', { id: top.id, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
           // Try again later rather than lose track of the message: after the first wait of the
           // retry schedule, as for a first temporary failure.
-          this.due.set(top.id, this.now() + backoff(this.deps.retry(), 1, this.random()));
+          this.due.set(top.id, this.now() + backoff(this.deps.retry(null), 1, this.random()));
         })
         .finally(() => {
           this.inFlight.delete(top.id);
@@ -234,17 +243,25 @@ export class QueueRunner {
     this.arm();
   }
 
-  private async acquire(dest: string): Promise<void> {
-    while ((this.perDest.get(dest) ?? 0) >= this.deps.perDestination) {
+  /** Waits for a slot to the destination and on the channel (maxjobs); both are taken at once. */
+  private async acquire(dest: string, channel: string): Promise<void> {
+    const jobs = this.deps.maxJobs?.(channel) ?? null;
+    while ((this.perDest.get(dest) ?? 0) >= this.deps.perDestination || (jobs !== null && (this.perChannel.get(channel) ?? 0) >= jobs)) {
       await new Promise((r) => setTimeout(r, 50));
     }
     this.perDest.set(dest, (this.perDest.get(dest) ?? 0) + 1);
+    this.perChannel.set(channel, (this.perChannel.get(channel) ?? 0) + 1);
   }
 
-  private releaseDest(dest: string): void {
-    const n = (this.perDest.get(dest) ?? 1) - 1;
-    if (n <= 0) this.perDest.delete(dest);
-    else this.perDest.set(dest, n);
+  private releaseSlot(dest: string, channel: string): void {
+    for (const [map, key] of [
+      [this.perDest, dest],
+      [this.perChannel, channel],
+    ] as const) {
+      const n = (map.get(key) ?? 1) - 1;
+      if (n <= 0) map.delete(key);
+      else map.set(key, n);
+    }
   }
 
   /** One attempt on one message: every due target, grouped by destination. */
@@ -282,7 +299,7 @@ export class QueueRunner {
 
     if (discard) {
       for (const t of due) {
-        applyOutcome(t, { kind: 'delivered', diagnostic: 'discarded ($B)', remote: null, dsnStatus: '2.0.0' }, Date.parse(env.receivedAt), this.now(), this.deps.retry(), 0);
+        applyOutcome(t, { kind: 'delivered', diagnostic: 'x-local;discarded ($B)', remote: null, dsnStatus: '2.0.0' }, Date.parse(env.receivedAt), this.now(), this.deps.retry(t.channel), 0);
         tx.dequeued(env, t, 'bitbucket');
       }
     } else {
@@ -297,7 +314,7 @@ export class QueueRunner {
         [...groups.values()].map(async (targets) => {
           const first = targets[0] as Target;
           const dest = deliverer.destinationOf(first);
-          await this.acquire(dest);
+          await this.acquire(dest, first.channel);
           try {
             let outcomes: readonly TargetOutcome[];
             try {
@@ -312,13 +329,13 @@ export class QueueRunner {
             }
             targets.forEach((t, i) => {
               const o = outcomes[i] ?? { kind: 'temporary', diagnostic: 'x-local;no outcome reported', remote: null, dsnStatus: '4.0.0' };
-              const transition = applyOutcome(t, o, Date.parse(env.receivedAt), this.now(), this.deps.retry(), this.random());
-              if (transition === 'delivered') tx.dequeued(env, t, t.channel);
+              const transition = applyOutcome(t, o, Date.parse(env.receivedAt), this.now(), this.deps.retry(t.channel), this.random());
+              if (transition === 'delivered') tx.dequeued(env, t, t.channel, o.via);
               else if (transition === 'deferred') tx.deferred(env, t, t.channel);
               else tx.failed(env, t, t.channel);
             });
           } finally {
-            this.releaseDest(dest);
+            this.releaseSlot(dest, first.channel);
           }
         }),
       );
@@ -335,6 +352,15 @@ export class QueueRunner {
       for (const t of toNotify) t.status = 'notified';
       await spool.writeState(id, state);
     }
+    // Delay warnings (imta.cnf notices before the last): at most one message per attempt.
+    const warn = delayWarningsDue(state, env, this.now(), (t) => this.deps.retry(t.channel), bounces);
+    if (warn.length > 0) {
+      const received = Date.parse(env.receivedAt);
+      const until = new Date(received + Math.min(...warn.map((t) => this.deps.retry(t.channel).maxAgeMs)));
+      await this.enqueueDsn(env, warn, body(), 'delayed', until);
+      for (const t of warn) markWarned(t, this.now() - received, this.deps.retry(t.channel));
+      await spool.writeState(id, state);
+    }
     if (finished(state, env, bounces)) {
       await spool.remove(id);
       this.deps.log.log('info', 'queue-finished', { id, delivered: state.targets.filter((t) => t.status === 'delivered').length, failed: state.targets.filter((t) => t.status !== 'delivered').length });
@@ -344,9 +370,9 @@ export class QueueRunner {
     if (next !== null) this.due.set(id, next);
   }
 
-  private async enqueueDsn(env: EnvelopeV1, targets: Target[], message: Buffer): Promise<void> {
+  private async enqueueDsn(env: EnvelopeV1, targets: Target[], message: Buffer, action: 'failed' | 'delayed' = 'failed', retryUntil?: Date): Promise<void> {
     const now = new Date(this.now());
-    const dsn = composeDsn({ env, targets, message, hostname: this.deps.hostname(), now });
+    const dsn = composeDsn({ env, targets, message, hostname: this.deps.hostname(), now, action, retryUntil });
     const id = newMessageId(now.getTime());
     const route = await this.deps.route(env.sender);
     const envelope = dsnEnvelope(id, env, dsn.length, now);
@@ -357,6 +383,6 @@ export class QueueRunner {
         : { ...envelope, recipients: [{ ...r, channel: route.channel, deliverTo: [{ address: route.address, channel: route.channel }] }] };
     await this.deps.spool.commitGenerated(routed, dsn);
     this.deps.tx.enqueued(routed, 'l');
-    this.deps.log.log('info', 'queue-dsn', { id, for: env.id, to: env.sender, recipients: targets.map((t) => t.address) });
+    this.deps.log.log('info', 'queue-dsn', { id, for: env.id, action, to: env.sender, recipients: targets.map((t) => t.address) });
   }
 }

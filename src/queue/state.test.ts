@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyOutcome, backoff, DEFAULT_RETRY, dueTargets, finished, initialState, needsDsn, nextDue } from './state.js';
+import { applyOutcome, backoff, DEFAULT_RETRY, delayWarningsDue, dueTargets, finished, initialState, markWarned, needsDsn, nextDue } from './state.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
 import type { EnvelopeRecipient, EnvelopeV1 } from './spool.js';
 
@@ -326,4 +326,26 @@ test('the state survives a JSON round trip (it is kept in <id>.state)', () => {
   const back = JSON.parse(JSON.stringify(s)) as DeliveryState;
   assert.deepEqual(back, s);
   assert.deepEqual(dueTargets(back, target(s, 1).nextAttemptAt).map((t) => t.address), ['b@remote.example']);
+});
+
+test('delayWarningsDue / markWarned: warn at each age once, only after a failed attempt, as NOTIFY allows', () => {
+  const day = 86_400_000;
+  const received = Date.parse('2026-12-01T00:00:00Z');
+  const e = envelope([rcpt('a@x.example'), rcpt('b@x.example', { notify: ['FAILURE'] }), rcpt('c@x.example', { notify: ['DELAY'] })], { receivedAt: new Date(received).toISOString() });
+  const st = initialState(e, received);
+  const policy: RetryPolicy = { backoffMs: [3_600_000], maxAgeMs: 7 * day, jitter: 0, warnAtMs: [1 * day, 2 * day, 4 * day] };
+  const due = (now: number): string[] => delayWarningsDue(st, e, now, () => policy, true).map((t) => t.address);
+  assert.deepEqual(due(received + 2 * day), [], 'never attempted yet');
+  for (const t of st.targets) t.attempts = 1;
+  assert.deepEqual(due(received + day - 1), []);
+  assert.deepEqual(due(received + day), ['a@x.example', 'c@x.example'], 'no NOTIFY, or NOTIFY=DELAY; not NOTIFY=FAILURE');
+  // Three days late: one warning covers the 1- and 2-day ages.
+  for (const t of st.targets) markWarned(t, 3 * day, policy);
+  assert.deepEqual(st.targets.map((t) => t.warned), [2, 2, 2]);
+  assert.deepEqual(due(received + 3 * day), []);
+  assert.deepEqual(due(received + 4 * day), ['a@x.example', 'c@x.example']);
+  assert.deepEqual(delayWarningsDue(st, e, received + 4 * day, () => policy, false), [], 'source does not bounce');
+  assert.deepEqual(delayWarningsDue(st, { ...e, sender: '' }, received + 4 * day, () => policy, true), [], 'null sender');
+  (st.targets[0] as { status: string }).status = 'delivered';
+  assert.deepEqual(due(received + 4 * day), ['c@x.example'], 'only pending targets');
 });

@@ -28,6 +28,8 @@ export interface Target {
   remote: string | null;
   /** RFC 3463 status for the DSN (e.g. 5.1.1, 4.4.1). */
   dsnStatus: string | null;
+  /** Delay warnings already sent to the sender for this target (absent: none). */
+  warned?: number;
 }
 
 export interface DeliveryState {
@@ -43,6 +45,11 @@ export interface RetryPolicy {
   readonly maxAgeMs: number;
   /** Spread each wait uniformly by ± this fraction, so retries do not arrive in waves. */
   readonly jitter: number;
+  /**
+   * Ages (ms after receipt, ascending) at which the sender of a still-undelivered message is
+   * warned with a "delayed" DSN — Messaging Server's `notices` before the last; none when absent.
+   */
+  readonly warnAtMs?: readonly number[];
 }
 
 /** Postfix-like defaults: retry after 5, 10, 20, 40 minutes, then hourly, give up after 5 days. */
@@ -71,6 +78,8 @@ export interface TargetOutcome {
   readonly remote: string | null;
   /** RFC 3463 status, when known. */
   readonly dsnStatus: string | null;
+  /** How a delivered target went, for the D record's modifiers (spec §13.2: L over LMTP, S over TLS). */
+  readonly via?: { readonly lmtp: boolean; readonly tls: boolean };
 }
 
 /** What applying an outcome did, for the transaction log (D, Q or R). */
@@ -150,4 +159,31 @@ export function needsDsn(s: DeliveryState, env: EnvelopeV1, bounces: boolean): T
 /** True when every target is delivered, or failed and no longer awaiting a DSN. */
 export function finished(s: DeliveryState, env: EnvelopeV1, bounces: boolean): boolean {
   return s.targets.every((t) => t.status === 'delivered' || t.status === 'notified' || (t.status === 'failed' && needsDsn({ ...s, targets: [t] }, env, bounces).length === 0));
+}
+
+/**
+ * Pending targets whose sender is owed a delay warning now: the message is older than the next
+ * warning age of the target's policy, the sender is not the null sender, the source bounces, and
+ * NOTIFY allows it (RFC 3461 §4.1: DELAY asked for, or no NOTIFY at all, where warnings are the
+ * MTA's choice). Only targets that failed at least once are warned about.
+ */
+export function delayWarningsDue(s: DeliveryState, env: EnvelopeV1, now: number, policyOf: (t: Target) => RetryPolicy, bounces: boolean): Target[] {
+  if (!bounces || env.sender === '') return [];
+  const age = now - Date.parse(env.receivedAt);
+  return s.targets.filter((t) => {
+    if (t.status !== 'pending' || t.attempts === 0) return false;
+    const at = policyOf(t).warnAtMs ?? [];
+    const next = at[t.warned ?? 0];
+    if (next === undefined || age < next) return false;
+    const notify = env.recipients[t.rcpt]?.notify;
+    return notify === null || notify === undefined || notify.includes('DELAY');
+  });
+}
+
+/** Records that a warning went out: every warning age already passed counts as sent (one message, not a burst after a long outage). */
+export function markWarned(t: Target, age: number, policy: RetryPolicy): void {
+  const at = policy.warnAtMs ?? [];
+  let n = t.warned ?? 0;
+  while (n < at.length && (at[n] as number) <= age) n++;
+  t.warned = n;
 }

@@ -3,11 +3,12 @@
 // connects this to the transaction log; tests collect the calls.
 
 import type { EnvelopeV1 } from './spool.js';
-import type { Target } from './state.js';
+import type { Target, TargetOutcome } from './state.js';
 
 export interface TxSink {
   enqueued(env: EnvelopeV1, channel: string): void;
-  dequeued(env: EnvelopeV1, target: Target, channel: string): void;
+  /** `via`: the delivery's protocol and TLS, when a transport delivered it (the D record's modifiers). */
+  dequeued(env: EnvelopeV1, target: Target, channel: string, via?: TargetOutcome['via']): void;
   deferred(env: EnvelopeV1, target: Target, channel: string): void;
   failed(env: EnvelopeV1, target: Target, channel: string): void;
 }

@@ -116,8 +116,8 @@ export interface QueueEvent {
 export function queueRecord(env: EnvelopeV1, target: QueueTarget, e: QueueEvent): TxRecord {
   const rcpt = env.recipients[target.rcpt];
   const remote = target.remote ?? null;
-  // "mx.example[192.0.2.1]" → host and address.
-  const m = remote !== null ? /^(.*)\[([^\]]+)\]$/.exec(remote) : null;
+  // "mx.example[192.0.2.1]", or "relay.example[192.0.2.1]:587" off port 25 → host and address.
+  const m = remote !== null ? /^(.*)\[([^\]]+)\](?::\d+)?$/.exec(remote) : null;
   return {
     time: e.time,
     action: e.action,

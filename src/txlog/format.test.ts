@@ -163,4 +163,7 @@ test('queueRecord: the runner\'s D/R/Q records take sender, ORCPT and size from 
   assert.equal(r.remoteHost, null);
   assert.equal(r.clientIp, null);
   assert.equal(entryCode(r), 'R');
+  // A transport names a host off port 25 with its port (a smarthost on 587): still host and address.
+  const q = queueRecord(ENVELOPE, { rcpt: 1, address: 'carol@remote.example', diagnostic: 'smtp;451 4.7.1 later', remote: 'relay.example[192.0.2.25]:587' }, { action: 'Q', destinationChannel: 'tcp_local', time: T });
+  assert.deepEqual([q.remoteHost, q.clientIp], ['relay.example', '192.0.2.25']);
 });
