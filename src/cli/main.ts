@@ -9,10 +9,11 @@ import { SERVER_COMMANDS } from './server-commands.js';
 import { CONFIG_COMMANDS } from './config-commands.js';
 import { DIRECTORY_COMMANDS } from './directory-commands.js';
 import { THROTTLE_COMMANDS } from './throttle-commands.js';
+import { QM_COMMANDS } from './qm-commands.js';
 import { testRewrite } from './rewrite-command.js';
 import { testSession } from './session-command.js';
 
-export const COMMANDS: readonly CommandSpec[] = [...SERVER_COMMANDS, ...CONFIG_COMMANDS, ...DIRECTORY_COMMANDS, ...THROTTLE_COMMANDS, ...TEST_COMMANDS, testRewrite, testSession];
+export const COMMANDS: readonly CommandSpec[] = [...SERVER_COMMANDS, ...CONFIG_COMMANDS, ...DIRECTORY_COMMANDS, ...THROTTLE_COMMANDS, ...QM_COMMANDS, ...TEST_COMMANDS, testRewrite, testSession];
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];

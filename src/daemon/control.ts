@@ -8,10 +8,17 @@
 //   {"cmd":"throttle-show","table":"t","key"?:"k","limit"?:n} → {"ok":true,"view":{…}}
 //   {"cmd":"throttle-reset","table":"t","key"?:"k"}           → {"ok":true,"removed":n}
 //   (throttle errors: {"ok":false,"error":"…","code":"bad-request"|"failed"}, throttle-control.ts)
+//   {"cmd":"qm-list","filter":{…}}                      → {"ok":true,"messages":[QmSummary…],"problems":[…]}
+//   {"cmd":"qm-show","id":"…"}                          → {"ok":true,"message":QmDetail}
+//   {"cmd":"qm-delete"|"qm-hold"|"qm-release","ids"?:[…],"filter"?:{…}} → {"ok":true,"result":QmActionResult}
+//   {"cmd":"qm-counts"}                                 → {"ok":true,"counts":QmCounts,"problems":[…]}
+//   (filter: {"channel"?,"sender"?,"authUser"?,"held"?}; qm errors carry "code":"bad-request"|
+//   "not-found"|"failed", qm-control.ts)
 
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
+import type { QmFilter } from '../queue/qm.js';
 
 export const CONTROL_SOCKET = 'control.sock';
 
@@ -24,16 +31,54 @@ export type ControlRequest =
   | { readonly cmd: 'directory-reload' }
   | { readonly cmd: 'status' }
   | { readonly cmd: 'throttle-show'; readonly table: string; readonly key?: string; readonly limit?: number }
-  | { readonly cmd: 'throttle-reset'; readonly table: string; readonly key?: string };
+  | { readonly cmd: 'throttle-reset'; readonly table: string; readonly key?: string }
+  | { readonly cmd: 'qm-list'; readonly filter: QmFilter }
+  | { readonly cmd: 'qm-show'; readonly id: string }
+  | { readonly cmd: 'qm-delete' | 'qm-hold' | 'qm-release'; readonly ids: readonly string[]; readonly filter: QmFilter }
+  | { readonly cmd: 'qm-counts' };
 export type ControlReply = { readonly ok: boolean } & Readonly<Record<string, unknown>>;
 
 export type ControlHandler = (req: ControlRequest) => Promise<ControlReply>;
 
 const MAX_REQUEST = 64 * 1024;
 
+/** A qm filter from a request: fields of the wrong type make the request unknown. */
+function parseQmFilter(v: unknown): QmFilter | null {
+  if (v === undefined) return {};
+  if (typeof v !== 'object' || v === null) return null;
+  const f = v as Record<string, unknown>;
+  const out: { channel?: string; sender?: string; authUser?: string; held?: boolean } = {};
+  for (const k of ['channel', 'sender', 'authUser'] as const) {
+    const x = f[k];
+    if (x === undefined) continue;
+    if (typeof x !== 'string') return null;
+    out[k] = x;
+  }
+  if (f.held !== undefined) {
+    if (typeof f.held !== 'boolean') return null;
+    out.held = f.held;
+  }
+  return out;
+}
+
+function parseQmRequest(v: { cmd?: unknown; id?: unknown; ids?: unknown; filter?: unknown }): ControlRequest | null {
+  if (v.cmd === 'qm-counts') return { cmd: v.cmd };
+  if (v.cmd === 'qm-show') return typeof v.id === 'string' ? { cmd: v.cmd, id: v.id } : null;
+  const filter = parseQmFilter(v.filter);
+  if (filter === null) return null;
+  if (v.cmd === 'qm-list') return { cmd: v.cmd, filter };
+  if (v.cmd === 'qm-delete' || v.cmd === 'qm-hold' || v.cmd === 'qm-release') {
+    const ids = v.ids ?? [];
+    if (!Array.isArray(ids) || !ids.every((x): x is string => typeof x === 'string')) return null;
+    return { cmd: v.cmd, ids, filter };
+  }
+  return null;
+}
+
 function parseRequest(line: string): ControlRequest | null {
   try {
-    const v = JSON.parse(line) as { cmd?: unknown; table?: unknown; key?: unknown; limit?: unknown };
+    const v = JSON.parse(line) as { cmd?: unknown; table?: unknown; key?: unknown; limit?: unknown; id?: unknown; ids?: unknown; filter?: unknown };
+    if (typeof v.cmd === 'string' && v.cmd.startsWith('qm-')) return parseQmRequest(v);
     if (v.cmd === 'reload' || v.cmd === 'directory-reload' || v.cmd === 'status') return { cmd: v.cmd };
     if ((v.cmd === 'throttle-show' || v.cmd === 'throttle-reset') && typeof v.table === 'string') {
       const key = typeof v.key === 'string' ? v.key : undefined;
@@ -97,7 +142,10 @@ export async function serveControl(dataDir: string, handle: ControlHandler): Pro
   return server;
 }
 
-/** Sends one request to a running server. Rejects when no server answers. */
+/** No server listens on the control socket (no socket file, or nobody behind it). */
+export class NoServerError extends Error {}
+
+/** Sends one request to a running server. Rejects when no server answers (NoServerError when none runs). */
 export function controlRequest(dataDir: string, req: ControlRequest, timeoutMs = 30_000): Promise<ControlReply> {
   return new Promise((resolve, reject) => {
     const sock = net.connect(controlSocketPath(dataDir));
@@ -109,8 +157,10 @@ export function controlRequest(dataDir: string, req: ControlRequest, timeoutMs =
     sock.setEncoding('utf8');
     sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
     sock.on('data', (d: string) => {
+      // Only the new chunk is searched: a qm listing of a large queue is one long line.
+      const at = d.indexOf('\n');
+      const nl = at === -1 ? -1 : buf.length + at;
       buf += d;
-      const nl = buf.indexOf('\n');
       if (nl === -1) return;
       clearTimeout(timer);
       sock.end();
@@ -122,7 +172,7 @@ export function controlRequest(dataDir: string, req: ControlRequest, timeoutMs =
     });
     sock.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new Error(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `no server is running (no control socket at ${controlSocketPath(dataDir)})` : err.message));
+      reject(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? new NoServerError(`no server is running (no control socket at ${controlSocketPath(dataDir)})`) : new Error(err.message));
     });
   });
 }

@@ -26,6 +26,7 @@ import { jsonLogger } from '../telemetry/log.js';
 import type { Logger } from '../telemetry/log.js';
 import { serveControl } from './control.js';
 import { throttleControl } from './throttle-control.js';
+import { qmControl, runnerQueue, spoolQueue } from './qm-control.js';
 import { serverCallouts } from './setup.js';
 import { MeterMaid } from '../throttle/service.js';
 import type { MeterEvent } from '../throttle/library.js';
@@ -264,6 +265,14 @@ export class Daemon {
       case 'throttle-show':
       case 'throttle-reset':
         return throttleControl(this.meter, req, this.log);
+      case 'qm-list':
+      case 'qm-show':
+      case 'qm-delete':
+      case 'qm-hold':
+      case 'qm-release':
+      case 'qm-counts':
+        // With the runner, changes wait for an attempt in flight; without one nothing else moves messages.
+        return qmControl(this.delivery !== null ? runnerQueue(this.spool, this.delivery.runner) : spoolQueue(this.spool), req, Date.now(), this.log);
       case 'status':
         return {
           ok: true,

@@ -378,6 +378,17 @@ test('$H: held at the first attempt (<id>.held), untouched until release(), then
   assert.equal(await h.runner.release(id), false, 'nothing left to release');
 });
 
+test('release() of a message held after a deferral tries it at once, not at its next retry time', async (t) => {
+  const h = await harness(t, { retry: () => ({ ...RETRY, backoffMs: [3_600_000] }) });
+  h.deliverer.script.set('bob@remote.example', [LATER, OK]);
+  const id = await h.add(envelope([rcpt('bob@remote.example')]));
+  await until('deferred', () => h.tx.of(id).length === 1 && h.runner.counts().inFlight === 0);
+  assert.equal(await h.runner.hold(id), true);
+  assert.equal(await h.runner.release(id), true);
+  await until('delivered after the release, within the hour the schedule said', () => h.done(id));
+  assert.deepEqual(h.tx.of(id).map((r) => r[0]), ['deferred', 'dequeued']);
+});
+
 test('$H survives a restart: a held message is not attempted by a new runner', async (t) => {
   const h = await harness(t);
   const id = await h.add(envelope([rcpt('bob@remote.example')], { flags: ['H'] }));

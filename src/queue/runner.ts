@@ -195,7 +195,19 @@ export class QueueRunner {
     return this.deps.spool.hold(id);
   }
 
+  /** Puts a held message back; its pending targets are tried at once (an administrator's release means now). */
   async release(id: string): Promise<boolean> {
+    if (!this.deps.spool.isHeld(id)) return false;
+    try {
+      const st = (await this.deps.spool.readState(id)) as DeliveryState | null;
+      if (st !== null) {
+        const now = this.now();
+        for (const t of st.targets) if (t.status === 'pending') t.nextAttemptAt = Math.min(t.nextAttemptAt, now);
+        await this.deps.spool.writeState(id, st);
+      }
+    } catch {
+      // An unreadable state is rebuilt from the envelope at the attempt (all targets due).
+    }
     return this.deps.spool.release(id); // the spool's onCommit schedules it
   }
 
