@@ -8,6 +8,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../tests/support/free-port.js';
+export { freePort } from '../tests/support/free-port.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 export const REDIS_BENCHMARK = '/usr/bin/redis-benchmark';
@@ -16,17 +18,6 @@ export const REDIS_BENCHMARK = '/usr/bin/redis-benchmark';
 export function redisMissing(): string | null {
   const r = spawnSync(REDIS_SERVER, ['--version'], { encoding: 'utf8' });
   return r.status === 0 ? null : `${REDIS_SERVER} not found (Debian package redis-server)`;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function answersPing(port: number): Promise<boolean> {

@@ -74,6 +74,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../tests/support/free-port.js';
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const FROM = 'a@remote.test';
@@ -318,17 +319,6 @@ class MemorySampler {
 
 // ---------------------------------------------------------------------------------------------
 // Sockets: free ports, waiting for a greeting.
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function greetingOnce(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -4,23 +4,13 @@
 // default access tables treat it as an Internet client.
 
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { initServer } from '../../src/daemon/setup.js';
 import type { Spool } from '../../src/queue/spool.js';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from '../support/free-port.js';
+export { freePort } from '../support/free-port.js';
 
 export interface TestServer {
   readonly port: number;

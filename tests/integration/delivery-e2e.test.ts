@@ -27,6 +27,7 @@ import { SmtpResponder } from '../support/smtp-responder.js';
 import { SmtpSink } from '../support/smtp-sink.js';
 import type { SinkMessage } from '../support/smtp-sink.js';
 import { DOMAIN, portcullis, Server, swaks, waitFor } from './harness.js';
+import type { JsonRecord } from '../../src/txlog/index.js';
 
 const ALICE = { address: `alice@${DOMAIN}`, password: 'alice-secret' } as const;
 const BOB = { address: `bob@${DOMAIN}`, password: 'bob-secret' } as const;
@@ -180,33 +181,18 @@ function textLog(server: Server): string[] {
   return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter((l) => l !== '') : [];
 }
 
-interface JsonRec {
-  readonly code: string;
-  readonly source: string;
-  readonly destination: string;
-  readonly size: number;
-  readonly from: string;
-  readonly orcpt: string;
-  readonly to: string;
-  readonly spoolId: string | null;
-  readonly remoteHost: string | null;
-  readonly clientIp: string | null;
-  readonly username: string | null;
-  readonly diagnostic: string | null;
-}
-
-function jsonLog(server: Server): JsonRec[] {
+function jsonLog(server: Server): JsonRecord[] {
   const path = join(server.dataDir, 'log', 'mail.jsonl');
   return existsSync(path)
     ? readFileSync(path, 'utf8')
         .split('\n')
         .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as JsonRec)
+        .map((l) => JSON.parse(l) as JsonRecord)
     : [];
 }
 
 /** Waits for the text record of `code` for spool id `id` and recipient `to`, and its JSON twin. */
-async function record(server: Server, code: string, id: string, to: string): Promise<{ line: string; json: JsonRec }> {
+async function record(server: Server, code: string, id: string, to: string): Promise<{ line: string; json: JsonRecord }> {
   const re = new RegExp(` ${code} \\d+ .* ${esc(to)} spool;${esc(id)}( |$)`);
   const line = await waitFor(`a ${code} record for ${to} (${id})`, () => textLog(server).find((l) => re.test(l)));
   const json = await waitFor(`the ${code} record for ${to} in mail.jsonl`, () => jsonLog(server).find((j) => j.code === code && j.spoolId === id && j.to === to));

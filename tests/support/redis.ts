@@ -9,23 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
 /** True when redis-server is installed (CI installs it; see .ci/run). */
 export function haveRedis(): boolean {
   return spawnSync(REDIS_SERVER, ['--version']).status === 0;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function answersPing(port: number, password: string): Promise<boolean> {

@@ -11,6 +11,8 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, 
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './free-port.js';
+export { freePort } from './free-port.js';
 
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
 
@@ -25,17 +27,6 @@ export interface SinkMessage {
   readonly rcptArgs: readonly string[];
   /** The message as received, dot-unstuffed, with LF line ends (smtp-sink writes lines with LF). */
   readonly content: string;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Resolves with the first reply line, or null if nothing answers on the port. */
