@@ -1,4 +1,5 @@
 // `npm run bench [name...]`: runs the named benchmarks (all by default).
+import { runDeliveryBench } from './delivery.bench.js';
 import { runMappingBench } from './mapping.bench.js';
 import { runSmtpBench } from './smtp.bench.js';
 import { runPolicyBench } from './policy.bench.js';
@@ -8,6 +9,7 @@ const SUITES: Record<string, () => void | Promise<void>> = {
   mapping: runMappingBench,
   policy: runPolicyBench,
   smtp: runSmtpBench,
+  delivery: runDeliveryBench,
   throttle: runThrottleBench,
 };
 

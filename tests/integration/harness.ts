@@ -304,14 +304,7 @@ export class Server {
       const proc = spawn(process.execPath, [BIN, 'start', '--config', configDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       const server = new Server(dir, configDir, dataDir, ports, proc);
       try {
-        await waitFor('the server to listen', () => (server.stdout.includes('listening on') ? true : server.running ? undefined : false), 15_000);
-        if (server.running) {
-          // The ports answer: a greeting on the MX port.
-          const c = await SmtpClient.connect(ports.smtp, spec.readyFrom !== undefined ? { localAddress: spec.readyFrom } : {});
-          const g = await c.read().finally(() => c.destroy());
-          if (g.code !== 220) throw new Error(`unexpected greeting ${g.raw}`);
-          return server;
-        }
+        if (await server.ready(spec.readyFrom)) return server;
       } catch (e) {
         await server.stop();
         throw e;
@@ -320,6 +313,40 @@ export class Server {
       if (!/EADDRINUSE/.test(lastError)) break;
     }
     throw new Error(`portcullis start failed: ${lastError}`);
+  }
+
+  /** Waits until the server listens and greets on its MX port: true, or false if it exited first. */
+  private async ready(readyFrom: string | undefined): Promise<boolean> {
+    await waitFor('the server to listen', () => (this.stdout.includes('listening on') ? true : this.running ? undefined : false), 15_000);
+    if (!this.running) return false;
+    const c = await SmtpClient.connect(this.ports.smtp, readyFrom !== undefined ? { localAddress: readyFrom } : {});
+    const g = await c.read().finally(() => c.destroy());
+    if (g.code !== 220) throw new Error(`unexpected greeting ${g.raw}`);
+    return true;
+  }
+
+  /** SIGKILL, as in a crash: no shutdown code runs and the files stay (restart() runs the server on them again). */
+  async kill(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.running) this.proc.kill('SIGKILL');
+    await this.exited;
+    return this.exit ?? { code: null, signal: null };
+  }
+
+  /**
+   * Runs the server again, as a new process, on this one's configuration, data directory and
+   * ports, once this one has exited (kill(), or stop() with keepFiles). Resolves when it greets.
+   */
+  async restart(opts: { readyFrom?: string } = {}): Promise<Server> {
+    if (this.running) throw new Error('restart: the server is still running');
+    const proc = spawn(process.execPath, [BIN, 'start', '--config', this.configDir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const server = new Server(this.dir, this.configDir, this.dataDir, this.ports, proc);
+    try {
+      if (await server.ready(opts.readyFrom)) return server;
+    } catch (e) {
+      await server.stop(3000, true);
+      throw e;
+    }
+    throw new Error(`portcullis restart failed (${String(server.exit?.code ?? server.exit?.signal)}): ${server.stderr}`);
   }
 
   /** Structured log records written to standard error so far. */
