@@ -343,13 +343,13 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
   {
     key: 'delivery.concurrency',
     type: { kind: 'integer', min: 1, max: 1000 },
-    default: '20',
+    default: '100',
     description: 'Delivery attempts in progress at once, all destinations together',
   },
   {
     key: 'delivery.perdestination',
     type: { kind: 'integer', min: 1, max: 100 },
-    default: '4',
+    default: '20',
     description: 'Delivery attempts in progress at once to one destination (a recipient domain, the smarthost or the message store)',
   },
   {

@@ -8,7 +8,8 @@
 //   1. deliver the due targets (the remote side has the message),
 //   2. write the new state (`<id>.state`),
 //   3. enqueue the DSN for newly failed targets, then mark them notified in the state,
-//   4. when nothing is left to do, remove the message and its state.
+//   4. when nothing is left to do, remove the message and its state (an attempt that finishes
+//      the message, the usual case, goes from 1 straight to 4 and writes no state).
 
 import type { TxSink } from './txsink.js';
 import { composeDsn, dsnEnvelope } from './dsn.js';
@@ -115,6 +116,7 @@ export class QueueRunner {
   private readonly inFlight = new Map<string, { cancel: 'delete' | 'hold' | null; done: Promise<void> }>();
   private readonly perDest = new Map<string, number>();
   private readonly perChannel = new Map<string, number>();
+  private readonly slotWaiters: (() => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly now: () => number;
@@ -255,12 +257,15 @@ export class QueueRunner {
     this.arm();
   }
 
-  /** Waits for a slot to the destination and on the channel (maxjobs); both are taken at once. */
+  /**
+   * Waits for a slot to the destination and on the channel (maxjobs); both are taken at once.
+   * Waiters are woken in arrival order when a slot is given back (no polling: a full smarthost
+   * must not leave slots idle between a release and the next poll).
+   */
   private async acquire(dest: string, channel: string): Promise<void> {
     const jobs = this.deps.maxJobs?.(channel) ?? null;
-    while ((this.perDest.get(dest) ?? 0) >= this.deps.perDestination || (jobs !== null && (this.perChannel.get(channel) ?? 0) >= jobs)) {
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const free = (): boolean => (this.perDest.get(dest) ?? 0) < this.deps.perDestination && (jobs === null || (this.perChannel.get(channel) ?? 0) < jobs);
+    while (!free()) await new Promise<void>((wake) => this.slotWaiters.push(wake));
     this.perDest.set(dest, (this.perDest.get(dest) ?? 0) + 1);
     this.perChannel.set(channel, (this.perChannel.get(channel) ?? 0) + 1);
   }
@@ -274,6 +279,10 @@ export class QueueRunner {
       if (n <= 0) map.delete(key);
       else map.set(key, n);
     }
+    // Every waiter checks again (each may wait for a different destination or channel); those
+    // still blocked queue up again behind the others.
+    const waiters = this.slotWaiters.splice(0);
+    for (const wake of waiters) wake();
   }
 
   /** One attempt on one message: every due target, grouped by destination. */
@@ -354,10 +363,17 @@ export class QueueRunner {
     }
 
     if (flight.cancel === 'delete') return; // qm deletes once this attempt has ended
+    const bounces = this.deps.bounces(env.sourceChannel);
+    if (flight.cancel === null && finished(state, env, bounces)) {
+      // Done with nothing to send back (the usual case): the state would be removed at once, so
+      // it is not written. A crash before the removal repeats the delivery, as after step 1.
+      await spool.remove(id);
+      this.deps.log.log('info', 'queue-finished', { id, delivered: state.targets.filter((t) => t.status === 'delivered').length, failed: state.targets.filter((t) => t.status !== 'delivered').length });
+      return;
+    }
     await spool.writeState(id, state);
     if (flight.cancel === 'hold') return; // held with what this attempt achieved recorded
 
-    const bounces = this.deps.bounces(env.sourceChannel);
     const toNotify = needsDsn(state, env, bounces);
     if (toNotify.length > 0) {
       await this.enqueueDsn(env, toNotify, body());
