@@ -10,21 +10,12 @@ import { readdir } from 'node:fs/promises';
 import net from 'node:net';
 import { join } from 'node:path';
 import { onEmergency, run, startPortcullis } from './smtp.bench.js';
+import { freePort } from '../tests/support/free-port.js';
+export { freePort } from '../tests/support/free-port.js';
 
 export const SMTP_SINK = '/usr/sbin/smtp-sink';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** True when something on the port answers with a 220 greeting within 2 s. */
 function greets(port: number): Promise<boolean> {

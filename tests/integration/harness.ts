@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { freePort } from '../support/free-port.js';
+export { freePort } from '../support/free-port.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'dist', 'src', 'cli', 'bin.js');
@@ -72,17 +74,6 @@ export function swaks(args: readonly string[], timeoutMs = 30_000): Promise<RunR
 
 // ---------------------------------------------------------------------------------------------
 // Ports, files, timing
-
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolvePromise(port));
-    });
-  });
-}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
