@@ -99,7 +99,7 @@ const reload: CommandSpec = {
 
 const status: CommandSpec = {
   path: ['status'],
-  summary: 'show whether a server is running, and its connections',
+  summary: 'show whether a server is running, its connections and its queue',
   options: [
     { flags: '--config <dir>', description: 'the configuration directory the server runs from', required: true },
     { flags: '--json', description: 'print the status as JSON' },
@@ -114,7 +114,14 @@ const status: CommandSpec = {
     try {
       const rep = await controlRequest(data.dir, { cmd: 'status' }, 5000);
       if (o.json) say(io.stdout, JSON.stringify(rep));
-      else say(io.stdout, `running: pid ${String(rep.pid)}, ${String(rep.connections)} connection(s), configuration loaded ${String(rep.configLoadedAt)}`);
+      else {
+        say(io.stdout, `running: pid ${String(rep.pid)}, ${String(rep.connections)} connection(s), configuration loaded ${String(rep.configLoadedAt)}`);
+        const q = rep.queue as { messages?: number; held?: number; inFlight?: number } | undefined;
+        if (q !== undefined) {
+          const how = rep.delivering === false ? ' (delivery.runner = no: nothing is delivered)' : '';
+          say(io.stdout, `queue: ${String(q.messages)} message(s), ${String(q.inFlight)} being delivered, ${String(q.held)} held${how}`);
+        }
+      }
       return EXIT.ok;
     } catch (err) {
       say(io.stderr, `portcullis: ${err instanceof Error ? err.message : String(err)}`);

@@ -279,6 +279,9 @@ export class Daemon {
           pid: process.pid,
           metermaid: this.meter.store.kind,
           connections: this.listeners.connections,
+          // Queue size at a glance (seed 001's monitoring); `portcullis qm counts` has it per channel.
+          queue: this.delivery?.runner.counts() ?? { messages: this.spool.list().length, held: this.spool.listHeld().length, inFlight: 0 },
+          delivering: this.delivery !== null,
           configLoadedAt: new Date(this.snapshot.loadedAt).toISOString(),
           listening: this.bound.map((b) => `${b.service}@${b.address}:${b.port}`),
         };

@@ -57,6 +57,8 @@ describe('status and check', () => {
     const text = await portcullis(['status', '--config', server.configDir]);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stdout, new RegExp(`^running: pid ${server.pid}, \\d+ connection\\(s\\), configuration loaded \\d{4}-\\d\\d-\\d\\dT`));
+    // The harness turns the runner off: status says the queue is not being delivered.
+    assert.match(text.stdout, /\nqueue: \d+ message\(s\), 0 being delivered, 0 held \(delivery.runner = no: nothing is delivered\)\n/);
     const j = await statusJson();
     assert.equal(j.pid, server.pid);
     assert.ok(j.listening.includes(`smtp@127.0.0.1:${server.ports.smtp}`), j.listening.join(','));
