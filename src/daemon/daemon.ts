@@ -293,10 +293,10 @@ export class Daemon {
     if (this.stopping) return;
     this.stopping = true;
     this.log.log('info', 'server-stopping', { graceMs });
-    await this.listeners.close(graceMs);
+    // Sessions and delivery attempts get the same grace, side by side; what is left waits in the
+    // spool (a message a session commits meanwhile is picked up at the next start).
+    await Promise.all([this.listeners.close(graceMs), this.delivery?.stop(graceMs)]);
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
-    // Attempts in flight finish (their state is written); what is left waits in the spool.
-    if (this.delivery !== null) await this.delivery.stop();
     // After everything that writes records has stopped; LOG_ACTION still needs MeterMaid.
     await this.txlog.close();
     await this.meter.close();

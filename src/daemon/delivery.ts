@@ -30,7 +30,8 @@ export interface DeliveryDeps {
 
 export interface Delivery {
   readonly runner: QueueRunner;
-  stop(): Promise<void>;
+  /** Stops the runner (attempts in flight get `graceMs`, then are aborted) and closes connections. */
+  stop(graceMs?: number): Promise<void>;
 }
 
 /** The local channel's mailboxes go to the store channel, as alias expansion does at RCPT. */
@@ -87,8 +88,8 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
   });
   return {
     runner,
-    async stop() {
-      await runner.stop();
+    async stop(graceMs?: number) {
+      await runner.stop(graceMs);
       await smtp.close();
       if (lmtp !== null) await lmtp.close();
     },

@@ -83,7 +83,8 @@ export class ChannelDeliverer implements Deliverer {
     }
   }
 
-  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome[]> {
+  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]> {
+    const opts = signal !== undefined ? { signal } : {};
     const kind = kindOf(group.channel);
     if (kind === 'discard') return group.targets.map(() => ({ kind: 'delivered', diagnostic: 'x-local;discarded', remote: null, dsnStatus: '2.0.0' }));
     if (kind === 'none') {
@@ -93,14 +94,14 @@ export class ChannelDeliverer implements Deliverer {
       const lmtp = this.deps.lmtp();
       const server = this.deps.options().lmtp;
       if (lmtp !== null && server !== null) {
-        const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, message), {});
+        const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, message), opts);
         return r.outcomes.map((o) => targetOutcome(o, r));
       }
       return Promise.all(group.targets.map((t) => this.toMaildir(t, env, message)));
     }
     const smart = this.deps.options().smarthost;
     const dest: Destination = smart !== null ? { kind: 'host', host: smart.host, port: smart.port } : { kind: 'mx', domain: domainOf(group.targets[0]?.address ?? '') };
-    const r = await this.deps.smtp.deliver(dest, outbound(env, group.targets, message), {});
+    const r = await this.deps.smtp.deliver(dest, outbound(env, group.targets, message), opts);
     return r.outcomes.map((o) => targetOutcome(o, r));
   }
 

@@ -389,6 +389,29 @@ test('release() of a message held after a deferral tries it at once, not at its 
   assert.deepEqual(h.tx.of(id).map((r) => r[0]), ['deferred', 'dequeued']);
 });
 
+test('stop(grace): an attempt still running after the grace is aborted; its recipients stay queued, deferred', async (t) => {
+  const seen: (AbortSignal | undefined)[] = [];
+  // A remote server that never answers: the attempt ends only when it is aborted.
+  class Stuck extends ScriptedDeliverer {
+    override deliver(group: DeliveryGroup, _env: EnvelopeV1, _message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]> {
+      seen.push(signal);
+      return new Promise((resolve) => {
+        signal?.addEventListener('abort', () => resolve(group.targets.map((): TargetOutcome => ({ kind: 'temporary', diagnostic: 'x-local;451 4.3.2 shutting down', remote: null, dsnStatus: '4.3.2' }))), { once: true });
+      });
+    }
+  }
+  const stuck = new Stuck();
+  const h = await harness(t, { deliverer: stuck });
+  const id = await h.add(envelope([rcpt('bob@slow.example')]));
+  await until('attempt started', () => seen.length === 1);
+  const t0 = Date.now();
+  await h.runner.stop(100);
+  assert.ok(Date.now() - t0 < 2000, 'stop() does not wait for the remote server');
+  assert.equal(seen[0]?.aborted, true);
+  assert.deepEqual(h.tx.of(id), [['deferred', 'bob@slow.example', 'tcp_local']]);
+  assert.deepEqual(h.files(id), [`${id}.msg`, `${id}.state`]);
+});
+
 test('$H survives a restart: a held message is not attempted by a new runner', async (t) => {
   const h = await harness(t);
   const id = await h.add(envelope([rcpt('bob@remote.example')], { flags: ['H'] }));

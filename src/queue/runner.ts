@@ -31,7 +31,8 @@ export interface DeliveryGroup {
 export interface Deliverer {
   /** The destination key of a target: targets with the same key share a connection and a limit. */
   destinationOf(target: Target): string;
-  deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome[]>;
+  /** `signal` aborts at shutdown: recipients not yet answered get temporary outcomes. */
+  deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]>;
 }
 
 /** Routes an address (the original sender, for a DSN) to a channel and its delivery address. */
@@ -117,6 +118,8 @@ export class QueueRunner {
   private readonly perDest = new Map<string, number>();
   private readonly perChannel = new Map<string, number>();
   private readonly slotWaiters: (() => void)[] = [];
+  /** Aborted when stop() runs out of patience. */
+  private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private readonly now: () => number;
@@ -145,12 +148,25 @@ export class QueueRunner {
   }
 
   /** Stops taking work and waits for attempts in flight. */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking work and lets attempts in flight finish for up to `graceMs`; then aborts them
+   * (their recipients are retried after a restart: a remote server that had the whole message
+   * but not yet answered may get it twice) and waits for their state to be written.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     this.deps.spool.onCommit = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    await Promise.all([...this.inFlight.values()].map((f) => f.done));
+    const all = Promise.all([...this.inFlight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([all.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)))]);
+    clearTimeout(timer);
+    if (late) {
+      this.deps.log.log('warn', 'queue-stop-aborting', { inFlight: this.inFlight.size, graceMs });
+      this.abort.abort();
+    }
+    await all;
   }
 
   counts(): QueueCounts {
@@ -339,7 +355,7 @@ export class QueueRunner {
           try {
             let outcomes: readonly TargetOutcome[];
             try {
-              outcomes = await deliverer.deliver({ channel: first.channel, destination: dest, targets }, env, body);
+              outcomes = await deliverer.deliver({ channel: first.channel, destination: dest, targets }, env, body, this.abort.signal);
             } catch (err) {
               // The contract says never, but a fault must not end the flight while other groups
               // are still delivering, nor lose what they delivered: a temporary failure of this
