@@ -95,7 +95,8 @@ export class ChannelDeliverer implements Deliverer {
       const server = this.deps.options().lmtp;
       if (lmtp !== null && server !== null) {
         const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, message), opts);
-        return r.outcomes.map((o) => targetOutcome(o, r));
+        // An LMTP server is the message store: a 250 after DATA is final delivery.
+        return r.outcomes.map((o) => ({ ...targetOutcome(o, r), final: true }));
       }
       return Promise.all(group.targets.map((t) => this.toMaildir(t, env, message)));
     }
@@ -112,7 +113,7 @@ export class ChannelDeliverer implements Deliverer {
     }
     try {
       await deliverToMaildir(dir, env.sender, t.address, message());
-      return { kind: 'delivered', diagnostic: 'x-local;250 2.0.0 delivered to the embedded store', remote: null, dsnStatus: '2.0.0' };
+      return { kind: 'delivered', diagnostic: 'x-local;250 2.0.0 delivered to the embedded store', remote: null, dsnStatus: '2.0.0', final: true };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       return { kind: 'temporary', diagnostic: `x-local;451 4.3.0 cannot write the mailbox (${code})`, remote: null, dsnStatus: '4.3.0' };

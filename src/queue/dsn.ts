@@ -21,7 +21,7 @@ export interface DsnInput {
    * warning that delivery is still being retried until `retryUntil` (RFC 3464 §2.3.3, §2.3.9);
    * only the header of the message is returned.
    */
-  readonly action?: 'failed' | 'delayed';
+  readonly action?: 'failed' | 'delayed' | 'delivered';
   readonly retryUntil?: Date;
   /** The original message (header and body, CRLF). */
   readonly message: Buffer;
@@ -59,12 +59,14 @@ export function composeDsn(input: DsnInput): Buffer {
   const { env, targets, hostname, now } = input;
   const boundary = `=_portcullis_${randomBytes(9).toString('base64url')}`;
   const delayed = input.action === 'delayed';
-  const hdrsOnly = delayed || env.senderParams.ret === 'HDRS' || input.message.length > MAX_RETURNED_BYTES;
+  const delivered = input.action === 'delivered';
+  // Warnings and success reports carry the header only; failures return what RET asks for.
+  const hdrsOnly = delayed || delivered || env.senderParams.ret === 'HDRS' || input.message.length > MAX_RETURNED_BYTES;
   const returned = hdrsOnly ? headerOf(input.message) : input.message;
   const lines: string[] = [
     `From: Mail Delivery System <MAILER-DAEMON@${hostname}>`,
     `To: <${env.sender}>`,
-    delayed ? 'Subject: Delayed Mail (still being retried)' : 'Subject: Undelivered Mail Returned to Sender',
+    delayed ? 'Subject: Delayed Mail (still being retried)' : delivered ? 'Subject: Successful Mail Delivery Report' : 'Subject: Undelivered Mail Returned to Sender',
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${env.id}.dsn.${randomBytes(4).toString('hex')}@${hostname}>`,
     'Auto-Submitted: auto-replied',
@@ -79,7 +81,9 @@ export function composeDsn(input: DsnInput): Buffer {
     '',
     `This is the mail system at ${hostname}.`,
     '',
-    delayed
+    delivered
+      ? `Your message was delivered to the mailbox of ${targets.length === 1 ? 'this recipient' : 'these recipients'}, as you asked:`
+      : delayed
       ? `Your message could not be delivered yet to ${targets.length === 1 ? 'this recipient' : 'these recipients'}; delivery is still being attempted${input.retryUntil ? ` until ${rfc5322Date(input.retryUntil)}` : ''}. You do not need to resend it:`
       : `Your message could not be delivered to ${targets.length === 1 ? 'this recipient' : 'these recipients'}:`,
     '',
@@ -99,7 +103,7 @@ export function composeDsn(input: DsnInput): Buffer {
       const semi = r.orcpt.indexOf(';');
       lines.push(`Original-Recipient: ${semi > 0 ? `${r.orcpt.slice(0, semi)}; ${r.orcpt.slice(semi + 1)}` : `rfc822; ${r.orcpt}`}`);
     }
-    lines.push(delayed ? 'Action: delayed' : 'Action: failed', `Status: ${t.dsnStatus ?? (delayed ? '4.0.0' : '5.0.0')}`);
+    lines.push(`Action: ${delivered ? 'delivered' : delayed ? 'delayed' : 'failed'}`, `Status: ${t.dsnStatus ?? (delivered ? '2.0.0' : delayed ? '4.0.0' : '5.0.0')}`);
     // "mx.example[192.0.2.1]:2525" names mx.example; a UNIX socket path (LMTP) is not a dns name.
     const remoteHost = t.remote?.replace(/\[.*$/, '') ?? '';
     if (remoteHost !== '' && !remoteHost.startsWith('/')) lines.push(`Remote-MTA: dns; ${remoteHost}`);
@@ -111,7 +115,7 @@ export function composeDsn(input: DsnInput): Buffer {
   lines.push('', `--${boundary}`);
   lines.push(hdrsOnly ? 'Content-Type: text/rfc822-headers' : 'Content-Type: message/rfc822');
   if (!is7bit(returned)) lines.push('Content-Transfer-Encoding: 8bit');
-  lines.push(delayed ? 'Content-Description: Delayed message' : 'Content-Description: Undelivered message', '', '');
+  lines.push(`Content-Description: ${delivered ? 'Delivered' : delayed ? 'Delayed' : 'Undelivered'} message`, '', '');
   const head = Buffer.from(lines.join('\r\n'));
   const tail = Buffer.from(`${returned.subarray(-2).toString() === '\r\n' ? '' : '\r\n'}\r\n--${boundary}--\r\n`);
   return Buffer.concat([head, returned, tail]);

@@ -305,6 +305,20 @@ test('permanent: an R record; a DSN from <> to the sender is committed to the sp
   assert.deepEqual(readdirSync(h.spool.dir), []);
 });
 
+test('RFC 3461 NOTIFY=SUCCESS: delivery into the mailbox gets a "delivered" DSN; a relayed recipient does not (its next hop is told)', async (t) => {
+  const h = await harness(t);
+  const FINAL: TargetOutcome = { kind: 'delivered', diagnostic: 'x-local;250 2.0.0 delivered to the embedded store', remote: null, dsnStatus: '2.0.0', final: true };
+  h.deliverer.script.set('bob@example.test', [FINAL]);
+  const id = await h.add(envelope([rcpt('bob@example.test', { channel: 'ims-ms', notify: ['SUCCESS', 'FAILURE'] }), rcpt('carol@remote.example', { notify: ['SUCCESS'] })]));
+  await until('message and its report delivered', () => h.gone(id) && dsns(h).length === 1 && h.deliverer.callsFor(dsns(h)[0]?.id ?? '').length === 1);
+  const [report] = dsns(h);
+  const text = h.deliverer.callsFor(report?.id ?? '')[0]?.message.toString() ?? '';
+  assert.match(text, /Subject: Successful Mail Delivery Report\r\n/);
+  assert.match(text, /Final-Recipient: rfc822; bob@example\.test\r\nAction: delivered\r\nStatus: 2\.0\.0\r\n/);
+  assert.equal(/carol@/.test(text.slice(text.indexOf('message/delivery-status'))), false, 'the relayed recipient is not reported');
+  assert.equal(report?.sender, '');
+});
+
 test('a DSN that cannot be delivered is not bounced: it fails and leaves the spool', async (t) => {
   const h = await harness(t);
   h.deliverer.script.set('nobody@remote.example', [NEVER]);

@@ -330,6 +330,8 @@ export class QueueRunner {
       return;
     }
     const discard = env.flags.some((f) => f === 'B' || f === 'V' || f === 'Z');
+    /** Delivered to the mailbox with NOTIFY=SUCCESS: the sender asked to be told (RFC 3461 §4.1). */
+    const succeeded: Target[] = [];
     const due = dueTargets(state, this.now());
     let message: Buffer | null = null;
     const body = (): Buffer => (message ??= spool.readBody(id));
@@ -367,6 +369,7 @@ export class QueueRunner {
             targets.forEach((t, i) => {
               const o = outcomes[i] ?? { kind: 'temporary', diagnostic: 'x-local;no outcome reported', remote: null, dsnStatus: '4.0.0' };
               const transition = applyOutcome(t, o, Date.parse(env.receivedAt), this.now(), this.deps.retry(t.channel), this.random());
+              if (transition === 'delivered' && o.final === true && (env.recipients[t.rcpt]?.notify ?? []).includes('SUCCESS')) succeeded.push(t);
               if (transition === 'delivered') tx.dequeued(env, t, t.channel, o.via);
               else if (transition === 'deferred') tx.deferred(env, t, t.channel);
               else tx.failed(env, t, t.channel);
@@ -380,6 +383,10 @@ export class QueueRunner {
 
     if (flight.cancel === 'delete') return; // qm deletes once this attempt has ended
     const bounces = this.deps.bounces(env.sourceChannel);
+    if (succeeded.length > 0 && bounces && env.sender !== '') {
+      // Before the message can be removed; a crash before the state is saved may send it twice.
+      await this.enqueueDsn(env, succeeded, body(), 'delivered');
+    }
     if (flight.cancel === null && finished(state, env, bounces)) {
       // Done with nothing to send back (the usual case): the state would be removed at once, so
       // it is not written. A crash before the removal repeats the delivery, as after step 1.
@@ -414,7 +421,7 @@ export class QueueRunner {
     if (next !== null) this.due.set(id, next);
   }
 
-  private async enqueueDsn(env: EnvelopeV1, targets: Target[], message: Buffer, action: 'failed' | 'delayed' = 'failed', retryUntil?: Date): Promise<void> {
+  private async enqueueDsn(env: EnvelopeV1, targets: Target[], message: Buffer, action: 'failed' | 'delayed' | 'delivered' = 'failed', retryUntil?: Date): Promise<void> {
     const now = new Date(this.now());
     const dsn = composeDsn({ env, targets, message, hostname: this.deps.hostname(), now, action, retryUntil });
     const id = newMessageId(now.getTime());

@@ -80,6 +80,11 @@ export interface TargetOutcome {
   readonly dsnStatus: string | null;
   /** How a delivered target went, for the D record's modifiers (spec §13.2: L over LMTP, S over TLS). */
   readonly via?: { readonly lmtp: boolean; readonly tls: boolean };
+  /**
+   * Delivered into the recipient's mailbox (the message store), not relayed on: where RFC 3461
+   * §4.1 NOTIFY=SUCCESS is answered with a "delivered" DSN.
+   */
+  readonly final?: boolean;
 }
 
 /** What applying an outcome did, for the transaction log (D, Q or R). */
