@@ -5,7 +5,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QueueRunner } from './runner.js';
@@ -426,6 +426,23 @@ test('stop(grace): an attempt still running after the grace is aborted; its reci
   assert.deepEqual(h.files(id), [`${id}.msg`, `${id}.state`]);
 });
 
+test('a damaged message file is set aside as <id>.corrupt with an error, never attempted, never retried', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runner-'));
+  const spool = Spool.open(dataDir);
+  const id = newMessageId();
+  writeFileSync(spool.path(`${id}.msg`), '{"version":1, broken\nSubject: x\r\n\r\nhi\r\n');
+  writeFileSync(spool.path(`${id}.state`), '{}');
+  const good = envelope([rcpt('bob@remote.example')]);
+  await spool.commitGenerated(good, BODY);
+  const h = await harness(t, {}, dataDir);
+  await until('the good one delivered, the bad one set aside', () => h.gone(good.id) && h.files(id).join() === `${id}.corrupt`);
+  assert.deepEqual(h.deliverer.calls.map((c) => c.id), [good.id]);
+  const rec = h.log.records.find((r) => r.event === 'queue-corrupt');
+  assert.equal(rec?.level, 'error');
+  assert.match(String(rec?.fields.error), /not JSON/);
+  assert.equal(h.log.records.some((r) => r.event === 'queue-attempt-failed'), false, 'not a fault retried on the schedule');
+});
+
 test('$H survives a restart: a held message is not attempted by a new runner', async (t) => {
   const h = await harness(t);
   const id = await h.add(envelope([rcpt('bob@remote.example')], { flags: ['H'] }));
@@ -718,15 +735,17 @@ describe('retries', { concurrency: true }, () => {
     assert.equal(err?.fields.error, 'boom');
   });
 
-  test('an internal error (unreadable message file) is logged and retried on the schedule', async (t) => {
+  test('an internal error (a message file that cannot be read: EISDIR) is logged and retried on the schedule', async (t) => {
     const h = await harness(t);
     const env = envelope([rcpt('bob@remote.example')]);
-    writeFileSync(h.spool.path(`${env.id}.msg`), 'not json\n' + BODY.toString());
+    // An I/O error, unlike a damaged file (set aside as .corrupt), may go away: retried.
+    mkdirSync(h.spool.path(`${env.id}.msg`));
     h.runner.schedule(env.id, Date.now());
     await until('error logged', () => h.log.records.some((r) => r.event === 'queue-attempt-failed'));
     assert.equal(h.runner.counts().messages, 1, 'still scheduled');
     assert.ok(existsSync(h.spool.path(`${env.id}.msg`)), 'not removed');
     // Repaired: the next attempt, one first backoff later (not a minute), delivers it.
+    rmdirSync(h.spool.path(`${env.id}.msg`));
     writeFileSync(h.spool.path(`${env.id}.msg`), JSON.stringify(env) + '\n' + BODY.toString());
     await until('removed', () => h.done(env.id), 4000);
     assert.equal(h.deliverer.calls.length, 1);

@@ -13,7 +13,7 @@
 
 import type { TxSink } from './txsink.js';
 import { composeDsn, dsnEnvelope } from './dsn.js';
-import { newMessageId } from './spool.js';
+import { newMessageId, SpoolFormatError } from './spool.js';
 import type { EnvelopeV1, Spool } from './spool.js';
 import { applyOutcome, backoff, delayWarningsDue, dueTargets, finished, initialState, markWarned, needsDsn, nextDue } from './state.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
@@ -309,7 +309,12 @@ export class QueueRunner {
       env = spool.readEnvelope(id);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // deleted or held meanwhile
-      throw err;
+      if (!(err instanceof SpoolFormatError)) throw err; // I/O: retried on the schedule
+      // A damaged message file (edited by hand, a disk fault) can never be delivered: set it
+      // aside as <id>.corrupt, as Postfix's corrupt queue does, instead of failing every retry.
+      await spool.quarantine(id);
+      this.deps.log.log('error', 'queue-corrupt', { id, error: err.message, file: spool.path(`${id}.corrupt`), help: 'the message cannot be read; inspect the file, fix or remove it (docs/spool.md)' });
+      return;
     }
     let saved: DeliveryState | null;
     try {

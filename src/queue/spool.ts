@@ -245,6 +245,25 @@ export class BodyWriter {
   }
 }
 
+/** A spool file that is not what docs/spool.md describes. */
+export class SpoolFormatError extends Error {
+  override readonly name = 'SpoolFormatError';
+}
+
+function parseEnvelope(id: string, text: string): EnvelopeV1 {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (err) {
+    throw new SpoolFormatError(`${id}: the envelope line is not JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const e = v as Partial<EnvelopeV1> | null;
+  if (e === null || typeof e !== 'object' || e.version !== 1 || typeof e.sender !== 'string' || !Array.isArray(e.recipients) || typeof e.receivedAt !== 'string') {
+    throw new SpoolFormatError(`${id}: the envelope line is not a version 1 envelope`);
+  }
+  return e as EnvelopeV1;
+}
+
 export class Spool {
   readonly dir: string;
   private readonly dirSync: DirSyncer;
@@ -399,7 +418,18 @@ export class Spool {
       .sort();
   }
 
-  /** The envelope line of a message file, active or held (read until the first LF). */
+  /** Sets a damaged message aside (`<id>.corrupt`, never attempted again) with its state removed. */
+  async quarantine(id: string): Promise<boolean> {
+    const moved = await this.move(`${id}.msg`, `${id}.corrupt`);
+    await unlink(this.path(`${id}.state`)).catch(() => undefined);
+    return moved;
+  }
+
+  /**
+   * The envelope line of a message file, active or held (read until the first LF).
+   * Throws SpoolFormatError when the file is not a message file (no envelope line, bad JSON, not
+   * version 1), an ErrnoException when it cannot be read.
+   */
   readEnvelope(id: string): EnvelopeV1 {
     const active = this.path(`${id}.msg`);
     const fd = openSync(existsSync(active) ? active : this.path(`${id}.held`), 'r');
@@ -408,10 +438,10 @@ export class Spool {
       const buf = Buffer.alloc(16384);
       for (let pos = 0; ; ) {
         const n = readSync(fd, buf, 0, buf.length, pos);
-        if (n === 0) throw new Error(`${id}.msg has no envelope line`);
+        if (n === 0) throw new SpoolFormatError(`${id}: the file has no envelope line`);
         const nl = buf.subarray(0, n).indexOf(10);
         text += buf.toString('utf8', 0, nl === -1 ? n : nl);
-        if (nl !== -1) return JSON.parse(text) as EnvelopeV1;
+        if (nl !== -1) return parseEnvelope(id, text);
         pos += n;
       }
     } finally {
