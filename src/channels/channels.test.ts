@@ -96,11 +96,13 @@ test('§6.2 keyword groups: a channel keyword replaces the default of its group;
 });
 
 test('delivery keywords: backoff, notices and maxjobs from the defaults block or the channel', () => {
-  const cnf = parseImtaCnf('imta.cnf', '\ndefaults notices 1 2 4 7 maxjobs 7\n\nl\nlocal-daemon\n\nims-ms backoff "pt5m" pt10m "PT1H" notices 3 maxjobs 4\nims-ms-daemon\n');
+  const cnf = parseImtaCnf('imta.cnf', '\ndefaults notices 1 2 4 7 maxjobs 7\n\nl\nlocal-daemon\n\nims-ms backoff "pt5m" pt10m "PT1H" notices 3 maxjobs 4\nims-ms-daemon\n\ntcp_lmtpcs lmtp\ntcp_lmtpcs-daemon\n\nrelay_out smtp mx\nrelay-daemon\n');
   assert.deepEqual(cnf.problems, []);
   const { table } = buildChannels(cnf.config);
-  assert.deepEqual(table.get('l')?.delivery, { backoffMs: null, noticesDays: [1, 2, 4, 7], maxJobs: 7 });
-  assert.deepEqual(table.get('ims-ms')?.delivery, { backoffMs: [300_000, 600_000, 3_600_000], noticesDays: [3], maxJobs: 4 });
+  assert.deepEqual(table.get('l')?.delivery, { protocol: null, backoffMs: null, noticesDays: [1, 2, 4, 7], maxJobs: 7 });
+  assert.deepEqual(table.get('ims-ms')?.delivery, { protocol: null, backoffMs: [300_000, 600_000, 3_600_000], noticesDays: [3], maxJobs: 4 });
+  assert.equal(table.get('tcp_lmtpcs')?.delivery.protocol, 'lmtp');
+  assert.equal(table.get('relay_out')?.delivery.protocol, 'smtp');
 });
 
 test('§6.3 switchchannel: internal clients move to tcp_intranet, the firewall listed $N first stays on tcp_local', async () => {

@@ -31,6 +31,8 @@ export interface Channel {
 
 /** Delivery keywords of a channel block (Messaging Server's job controller settings). */
 export interface ChannelDelivery {
+  /** `smtp` or `lmtp`: how the channel delivers; null where the block says neither. */
+  readonly protocol: 'smtp' | 'lmtp' | null;
   /** `backoff`: waits before the 1st, 2nd, ... retry (ms); the last repeats. */
   readonly backoffMs: readonly number[] | null;
   /** `notices`: days; the last is when undelivered mail is returned, the others when the sender is warned. */
@@ -56,7 +58,8 @@ export const IMPLEMENTED_KEYWORDS: ReadonlySet<string> = new Set([
   'submit',
   'mx',
   'single_sys',
-  // Delivery (queue runner): retry schedule, return time, concurrency.
+  // Delivery (queue runner): protocol, retry schedule, return time, concurrency.
+  'lmtp',
   'backoff',
   'notices',
   'maxjobs',
@@ -167,6 +170,7 @@ function deliveryOf(has: (n: string) => ChannelKeyword | undefined): ChannelDeli
   const notices = has('notices')?.args.map(Number).filter((v) => Number.isInteger(v) && v > 0) ?? [];
   const maxJobs = Number(has('maxjobs')?.args[0] ?? NaN);
   return {
+    protocol: has('lmtp') ? 'lmtp' : has('smtp') ? 'smtp' : null,
     backoffMs: backoff.length > 0 ? backoff : null,
     noticesDays: notices.length > 0 ? notices : null,
     maxJobs: Number.isInteger(maxJobs) && maxJobs > 0 ? maxJobs : null,

@@ -59,6 +59,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
     },
     mailboxRoot: join(initial.dataDir, 'mailboxes'),
     mailboxExists: (address) => deps.directory().userByAddress(address) !== undefined,
+    protocolOf: (channel) => deps.router().channel(channel)?.delivery.protocol ?? null,
   });
   const yes = parseFlagLetters('Y') as number;
   const runner = new QueueRunner({

@@ -20,6 +20,8 @@ export interface ChannelDelivererDeps {
   readonly mailboxRoot: string;
   /** Whether a mailbox exists (the directory's users). */
   readonly mailboxExists: (address: string) => boolean;
+  /** The `smtp`/`lmtp` keyword of a channel in imta.cnf (null: neither, or no such channel). */
+  readonly protocolOf?: (channel: string) => 'smtp' | 'lmtp' | null;
 }
 
 const STORE_CHANNELS = new Set(['ims-ms', 'l']);
@@ -33,10 +35,15 @@ function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
-function kindOf(channel: string): 'store' | 'smtp' | 'discard' | 'none' {
-  if (STORE_CHANNELS.has(channel)) return 'store';
+/**
+ * How a channel delivers: the message store (ims-ms, l, or any channel with the `lmtp` keyword,
+ * as Messaging Server's tcp_lmtpcs), SMTP (a channel with the `smtp` keyword, or named tcp_*),
+ * bitbucket, or nothing.
+ */
+function kindOf(channel: string, protocol: 'smtp' | 'lmtp' | null): 'store' | 'smtp' | 'discard' | 'none' {
+  if (STORE_CHANNELS.has(channel) || protocol === 'lmtp') return 'store';
   if (channel === 'bitbucket') return 'discard';
-  if (channel.startsWith('tcp_')) return 'smtp';
+  if (protocol === 'smtp' || channel.startsWith('tcp_')) return 'smtp';
   return 'none';
 }
 
@@ -68,8 +75,12 @@ function outbound(env: EnvelopeV1, targets: readonly Target[], message: () => Bu
 export class ChannelDeliverer implements Deliverer {
   constructor(private readonly deps: ChannelDelivererDeps) {}
 
+  private kind(channel: string): ReturnType<typeof kindOf> {
+    return kindOf(channel, this.deps.protocolOf?.(channel) ?? null);
+  }
+
   destinationOf(t: Target): string {
-    switch (kindOf(t.channel)) {
+    switch (this.kind(t.channel)) {
       case 'store':
         return 'store';
       case 'discard':
@@ -85,7 +96,7 @@ export class ChannelDeliverer implements Deliverer {
 
   async deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]> {
     const opts = signal !== undefined ? { signal } : {};
-    const kind = kindOf(group.channel);
+    const kind = this.kind(group.channel);
     if (kind === 'discard') return group.targets.map(() => ({ kind: 'delivered', diagnostic: 'x-local;discarded', remote: null, dsnStatus: '2.0.0' }));
     if (kind === 'none') {
       return group.targets.map(() => ({ kind: 'permanent', diagnostic: `x-local;550 5.3.5 channel ${group.channel} has no delivery method`, remote: null, dsnStatus: '5.3.5' }));
