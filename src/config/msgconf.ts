@@ -211,6 +211,7 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
       dataTimeoutMs: ms('smtp.datatimeout'),
       maxErrors: get('smtp.maxerrors', 'integer'),
       maxAuthFailures: get('smtp.maxauthfailures', 'integer'),
+      spoolMinFree: get('store.minfree', 'integer'),
     },
     proxyHosts: get('smtp.proxyhosts', 'cidr-list'),
     xclientHosts: get('smtp.xclienthosts', 'cidr-list'),

@@ -93,6 +93,12 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     description: 'Data directory (spool, directory store, logs, control socket); relative to the configuration directory',
   },
   {
+    key: 'store.minfree',
+    type: { kind: 'integer', min: 0, max: 2 ** 50 },
+    default: '104857600',
+    description: 'Bytes that must stay free in the data directory\'s file system: MAIL FROM is answered 452 4.3.1 while less than this plus the declared SIZE is free (0: no check)',
+  },
+  {
     key: 'smtp.maxmessagesize',
     type: { kind: 'integer', min: 1, max: 2 ** 40 },
     default: '52428800',

@@ -38,6 +38,8 @@ export interface Limits {
   readonly maxErrors: number;
   /** Failed AUTH attempts per session before the server hangs up with 421. */
   readonly maxAuthFailures: number;
+  /** Bytes that must stay free in the spool's file system (MAIL FROM gets 452 4.3.1 below it); 0: no check. */
+  readonly spoolMinFree: number;
 }
 
 export interface Options {

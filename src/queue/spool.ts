@@ -16,6 +16,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SpaceGuard } from './space.js';
 
 export type RecipientStatus = 'pending' | 'delivered' | 'failed' | 'deferred';
 
@@ -266,10 +267,13 @@ function parseEnvelope(id: string, text: string): EnvelopeV1 {
 
 export class Spool {
   readonly dir: string;
+  /** Free space in the spool's file system (MAIL FROM refuses while it is low). */
+  readonly space: SpaceGuard;
   private readonly dirSync: DirSyncer;
 
   private constructor(dir: string) {
     this.dir = dir;
+    this.space = new SpaceGuard(dir);
     this.dirSync = new DirSyncer(dir);
   }
 
@@ -289,6 +293,7 @@ export class Spool {
     }
     return spool;
   }
+
 
   /** Called after each commit with the new message's id (the queue runner listens). */
   onCommit: ((id: string) => void) | null = null;

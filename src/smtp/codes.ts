@@ -31,6 +31,8 @@ export const REPLY = {
   tooManyAuthFailures: r(421, '4.7.0', 'Too many failed authentication attempts, closing connection'),
   // RFC 5321 §4.5.3.1.10: 452 for too many recipients.
   tooManyRecipients: r(452, '4.5.3', 'Too many recipients'),
+  // RFC 5321 §4.2.2 452 "insufficient system storage"; RFC 3463 4.3.1 "mail system full".
+  insufficientStorage: r(452, '4.3.1', 'Insufficient system storage, try again later'),
   localError: r(451, '4.3.0', 'Local error in processing, message not accepted; try again later'),
   tlsUnavailable: r(454, '4.7.0', 'TLS not available'),
   authTempFail: r(454, '4.7.0', 'Temporary authentication failure'),

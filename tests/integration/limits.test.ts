@@ -4,7 +4,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectGreeted, DOMAIN, python, Server, status, swaks } from './harness.js';
+import { connectGreeted, DOMAIN, portcullis, python, Server, status, swaks } from './harness.js';
 
 const MAX_SIZE = 20_000;
 let server: Server;
@@ -172,4 +172,35 @@ test('the server reported no internal faults and left no debris in the spool', a
   assert.ok(server.running, 'server still running');
   assert.deepEqual(server.faults(), []);
   assert.deepEqual(await server.settledDebris(), [], 'no partial files left in the queue');
+});
+
+test('store.minfree: while the spool disk has less free space, MAIL FROM gets 452 4.3.1 (logged once); a reload lifts it', async () => {
+  // More than any disk has: every MAIL FROM is refused, before any policy work.
+  server.setConf({ 'store.minfree': String(2 ** 50) });
+  assert.equal((await portcullis(['reload', '--config', server.configDir])).code, 0);
+  await server.waitForLog('config-reloaded');
+  const { c } = await connectGreeted(server.ports.smtp);
+  try {
+    await c.ehlo('disk.example');
+    const r = await c.cmd('MAIL FROM:<someone@remote.test>');
+    assert.equal(status(r), '452 4.3.1');
+    assert.match(r.raw, /Insufficient system storage/);
+    assert.equal(status(await c.cmd('MAIL FROM:<someone@remote.test>')), '452 4.3.1', 'the session goes on; the client may retry later');
+    const warn = await server.waitForLog('spool-low-space');
+    assert.ok(typeof warn.free === 'number' && warn.free > 0, JSON.stringify(warn));
+    assert.equal(server.logs().filter((l) => l.event === 'spool-low-space').length, 1, 'one warning, not one per refusal');
+  } finally {
+    c.destroy();
+  }
+  const reloads = server.logs().filter((l) => l.event === 'config-reloaded').length;
+  server.setConf({ 'store.minfree': '0' });
+  assert.equal((await portcullis(['reload', '--config', server.configDir])).code, 0);
+  await server.waitForLog('config-reloaded', () => server.logs().filter((l) => l.event === 'config-reloaded').length > reloads);
+  const again = await connectGreeted(server.ports.smtp);
+  try {
+    await again.c.ehlo('disk.example');
+    assert.equal((await again.c.cmd('MAIL FROM:<someone@remote.test>')).code, 250);
+  } finally {
+    again.c.destroy();
+  }
 });

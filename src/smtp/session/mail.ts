@@ -25,6 +25,13 @@ export async function handleMail(s: Session, rest: string): Promise<void> {
     s.send({ code: mp.code, enhanced: mp.enhanced, lines: [mp.text] });
     return;
   }
+  // Refused before any policy work while the spool's disk is low (src/queue/space.ts).
+  const space = s.env.spool.space;
+  if (!(await space.hasRoom(s.options.limits.spoolMinFree, mp.mail.size ?? 0))) {
+    if (space.shouldWarn()) s.env.log.log('warn', 'spool-low-space', { free: space.lastFree, minfree: s.options.limits.spoolMinFree, dir: s.env.spool.dir });
+    s.send(REPLY.insufficientStorage);
+    return;
+  }
   // RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8 on this MAIL command.
   if (c.path.utf8 && !mp.mail.smtputf8) {
     s.send(REPLY.utf8NotDeclared);
