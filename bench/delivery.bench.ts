@@ -36,14 +36,15 @@
 // drain, seconds, default 300), BENCH_DELIVERY_KEEP=1 (keep the temp directory and logs).
 
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CountingSink, startPortcullisRelay, startPostfixRelay } from './delivery-peers.js';
 import type { Relay, RelayStart } from './delivery-peers.js';
-import { SMTP_SOURCE, installHandlers, median, onEmergency, runEmergency, table } from './smtp.bench.js';
+import { diskLine } from './disk-probe.js';
+import { installHandlers, killQuietly, onEmergency, runEmergency } from './processes.js';
+import { SMTP_SOURCE, median, table } from './smtp.bench.js';
 
 const SECONDS = Math.max(1, Number(process.env.BENCH_DELIVERY_SECONDS ?? '60') || 60);
 const SESSIONS = Math.max(1, Number(process.env.BENCH_DELIVERY_SESSIONS ?? '20') || 20);
@@ -93,16 +94,7 @@ class Source {
     const args = [...(REUSE ? ['-d'] : []), '-c', '-s', String(SESSIONS), '-m', String(messages), '-l', String(PAYLOAD_BYTES), '-M', HELO, '-f', FROM, '-t', TO, `127.0.0.1:${port}`];
     this.child = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const pid = this.child.pid;
-    const forget =
-      pid !== undefined
-        ? onEmergency(() => {
-            try {
-              process.kill(pid, 'SIGKILL');
-            } catch {
-              // already gone
-            }
-          })
-        : () => undefined;
+    const forget = pid !== undefined ? onEmergency(() => killQuietly(pid, 'SIGKILL')) : () => undefined;
     this.child.stdout.setEncoding('latin1');
     this.child.stdout.on('data', (d: string) => {
       this.tail = (this.tail + d).slice(-64);
@@ -224,37 +216,6 @@ async function measure(relay: Relay, sink: CountingSink, result: Result, work: s
   }
   result.deliveredTotal = delivered();
   console.log(`    drained in ${result.drainSeconds === null ? '-' : result.drainSeconds.toFixed(1)} s (${((performance.now() - drainT0) / 1000).toFixed(1)} s with the settle); delivered ${result.deliveredTotal} of ${result.accepted} accepted`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The disk: every number here is bounded by its fsync rate, and this machine's disk is shared.
-
-async function fsyncRate(dir: string, writers: number, ms: number): Promise<number> {
-  mkdirSync(dir, { recursive: true });
-  const data = Buffer.alloc(PAYLOAD_BYTES + 300, 'x');
-  let done = 0;
-  let seq = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: writers }, async () => {
-      while (performance.now() - t0 < ms) {
-        const fh = await open(join(dir, `f${++seq}`), 'w');
-        await fh.writeFile(data);
-        await fh.datasync();
-        await fh.close();
-        done++;
-      }
-    }),
-  );
-  const rate = done / ((performance.now() - t0) / 1000);
-  rmSync(dir, { recursive: true, force: true });
-  return rate;
-}
-
-async function diskLine(work: string): Promise<string> {
-  const one = await fsyncRate(join(work, 'fsync-probe'), 1, 1000);
-  const twenty = await fsyncRate(join(work, 'fsync-probe'), 20, 1000);
-  return `${one.toFixed(0)} create+write 5 KB+fdatasync/s with 1 writer, ${twenty.toFixed(0)}/s with 20`;
 }
 
 // ---------------------------------------------------------------------------------------------

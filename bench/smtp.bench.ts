@@ -65,15 +65,17 @@
 // BENCH_SMTP_KEEP=1 (keep the temp directory and its logs), BENCH_SMTP_CPU_PROF=DIR (start
 // Portcullis with --cpu-prof into DIR), HARAKA_DIR (where Haraka is installed).
 
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess, StdioOptions } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { diskLine } from './disk-probe.js';
+import { startPrivatePostfix, statusCount } from './postfix-peer.js';
+import { alive, exited, installHandlers, onEmergency, processTree, run, runEmergency, sleep, spawnTracked, statFields, waitForGreeting } from './processes.js';
 import { freePort } from '../tests/support/free-port.js';
 
 export const SMTP_SOURCE = '/usr/sbin/smtp-source';
@@ -110,145 +112,7 @@ const wantedScenarios = process.env.BENCH_SMTP_SCENARIOS?.split(',').map((x) => 
 export const SCENARIOS = wantedScenarios ? ALL_SCENARIOS.filter((x) => wantedScenarios.includes(x.id)) : ALL_SCENARIOS;
 
 // ---------------------------------------------------------------------------------------------
-// Every process the benchmark starts is registered here until it is known to be gone, so that an
-// exception, Ctrl-C or SIGTERM still stops it (synchronously, from the 'exit' handler).
-
-const emergency = new Map<number, () => void>();
-let emergencyKey = 0;
-
-export function onEmergency(stop: () => void): () => void {
-  const key = ++emergencyKey;
-  emergency.set(key, stop);
-  return () => void emergency.delete(key);
-}
-
-export function runEmergency(): void {
-  for (const stop of [...emergency.values()].reverse()) {
-    try {
-      stop();
-    } catch {
-      // best effort: keep stopping the others
-    }
-  }
-  emergency.clear();
-}
-
-let handlersInstalled = false;
-export function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  process.on('exit', runEmergency);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(sig, () => {
-      console.error(`\nsmtp bench: ${sig}, stopping everything it started`);
-      runEmergency();
-      process.exit(130);
-    });
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie still answers kill(0); it holds no memory and no port.
-  try {
-    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
-function killQuietly(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** Spawns a child that is killed (SIGKILL) on emergency until it has exited. */
-function spawnTracked(cmd: string, args: readonly string[], opts: { cwd?: string; stdio?: StdioOptions; env?: NodeJS.ProcessEnv }): ChildProcess {
-  const child = spawn(cmd, args as string[], { cwd: opts.cwd, stdio: opts.stdio ?? 'ignore', env: opts.env ?? process.env });
-  if (child.pid !== undefined) {
-    const pid = child.pid;
-    const forget = onEmergency(() => killQuietly(pid, 'SIGKILL'));
-    child.once('exit', forget);
-  }
-  return child;
-}
-
-function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', () => resolve({ code: null, signal: null })); // could not be spawned
-  });
-}
-
-/** Runs a command to completion (tracked), with optional stdin; never throws. */
-export async function run(cmd: string, args: readonly string[], opts: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnTracked(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.on('error', (e) => (stderr += e.message));
-  child.stdin?.on('error', () => undefined); // EPIPE when the child does not read its input
-  child.stdin?.end(opts.input ?? '');
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-  const { code } = await exited(child);
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitGone(pids: () => number[], ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (pids().every((p) => !alive(p))) return true;
-    await sleep(50);
-  }
-  return pids().every((p) => !alive(p));
-}
-
-// ---------------------------------------------------------------------------------------------
 // /proc: memory and CPU of a process, or of a process tree (Postfix).
-
-function statFields(pid: number): string[] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after "pid (comm)"; comm may contain spaces and parentheses.
-    return s.slice(s.lastIndexOf(')') + 2).split(' ');
-  } catch {
-    return null;
-  }
-}
-
-/** The root and all its descendants. */
-function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const f = statFields(Number(name));
-    if (f === null) continue;
-    const ppid = Number(f[1]);
-    const list = children.get(ppid);
-    if (list) list.push(Number(name));
-    else children.set(ppid, [Number(name)]);
-  }
-  const out: number[] = [];
-  const todo = [root];
-  while (todo.length > 0) {
-    const p = todo.pop() as number;
-    out.push(p);
-    todo.push(...(children.get(p) ?? []));
-  }
-  return out;
-}
 
 function procKb(file: string, field: RegExp): number {
   try {
@@ -315,39 +179,6 @@ class MemorySampler {
     this.timer = null;
     this.sample();
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sockets: free ports, waiting for a greeting.
-
-function greetingOnce(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (ok: boolean): void => {
-      clearTimeout(timer);
-      if (ok) sock.end('QUIT\r\n');
-      sock.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 2000);
-    sock.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      if (/^220 .*\r\n/m.test(buf)) done(true);
-    });
-    sock.on('error', () => done(false));
-    sock.on('close', () => done(false));
-  });
-}
-
-async function waitForGreeting(port: number, ms: number, stillRunning: () => boolean): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await greetingOnce(port)) return true;
-    if (!stillRunning()) return false;
-    await sleep(100);
-  }
-  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,19 +392,6 @@ export interface Server {
 
 export type Started = { readonly ok: true; readonly server: Server } | { readonly ok: false; readonly reason: string };
 
-/** Files below a directory (recursively). */
-function countFiles(dir: string): number {
-  let count = 0;
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of entries) count += e.isDirectory() ? countFiles(join(dir, e.name)) : 1;
-  return count;
-}
-
 function setOption(text: string, key: string, value: string): string {
   const re = new RegExp(`^${key.replace(/\./g, '\\.')}\\s*=.*$`, 'm');
   return re.test(text) ? text.replace(re, `${key} = ${value}`) : `${text}\n${key} = ${value}\n`;
@@ -716,147 +534,41 @@ export async function startPortcullis(work: string, variant: PortcullisVariant =
   };
 }
 
-function postfixMainCf(dir: string): string {
-  return `# Generated by bench/smtp.bench.ts: a private Postfix that accepts into its own queue and discards.
-compatibility_level = 3.6
-queue_directory = ${dir}/queue
-data_directory = ${dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = bench.example.test
+/**
+ * Postfix accepting into its own queue and discarding (qmgr hands everything to discard(8)); the
+ * rest of its configuration is bench/postfix-peer.ts's.
+ */
+async function startPostfix(work: string): Promise<Started> {
+  const started = await startPrivatePostfix(work, {
+    comment: 'Generated by bench/smtp.bench.ts: a private Postfix that accepts into its own queue and discards.',
+    main: `myhostname = bench.example.test
 mydomain = example.test
-myorigin = $myhostname
 mydestination = example.test, localhost
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-local_recipient_maps =
-alias_maps =
-alias_database =
 default_transport = discard
 relay_transport = discard
-local_transport = discard
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_client_connection_rate_limit = 0
-smtpd_client_connection_count_limit = 0
-smtpd_client_message_rate_limit = 0
-smtpd_client_recipient_rate_limit = 0
-smtpd_peername_lookup = no
-maillog_file_prefixes = ${dir}
-maillog_file = ${dir}/maillog
-biff = no
-`;
-}
-
-function postfixMasterCf(port: number): string {
-  // service type private unpriv chroot wakeup maxproc command; no chroot (the queue is in /tmp),
-  // smtpd directly on the port (no postscreen).
-  return `# Generated by bench/smtp.bench.ts
-${port}      inet  n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-showq     unix  n - n - - showq
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-`;
-}
-
-async function startPostfix(work: string): Promise<Started> {
-  if (!existsSync('/usr/sbin/postfix') || !existsSync('/usr/sbin/postconf')) return { ok: false, reason: 'Postfix is not installed (/usr/sbin/postfix; Debian package postfix)' };
-  if (process.getuid?.() !== 0) return { ok: false, reason: 'Postfix needs root here (master runs as root, mail_owner = postfix)' };
-  const ids = await run('id', ['-u', 'postfix']);
-  const group = await run('getent', ['group', 'postdrop']);
-  if (ids.code !== 0 || group.code !== 0) return { ok: false, reason: 'user postfix or group postdrop is missing (the postfix package creates them)' };
-  const dir = join(work, 'postfix');
-  const etc = join(dir, 'etc');
-  for (const d of [etc, join(dir, 'queue'), join(dir, 'data')]) mkdirSync(d, { recursive: true, mode: 0o755 });
-  chownSync(join(dir, 'data'), Number(ids.stdout.trim()), 0);
-  const port = await freePort();
-  writeFileSync(join(etc, 'main.cf'), postfixMainCf(dir));
-  writeFileSync(join(etc, 'master.cf'), postfixMasterCf(port));
-  const maillog = join(dir, 'maillog');
-  const logTail = (): string => (existsSync(maillog) ? readFileSync(maillog, 'utf8').trim().split('\n').slice(-4).join('\n') : '');
-  const pidFile = join(dir, 'queue', 'pid', 'master.pid');
-  const masterPid = (): number | null => {
-    try {
-      const p = Number(readFileSync(pidFile, 'utf8').trim());
-      return p > 0 ? p : null;
-    } catch {
-      return null;
-    }
-  };
-  /** Messages Postfix still holds (not yet discarded). */
-  const queued = (): number => ['maildrop', 'incoming', 'active', 'deferred', 'hold'].reduce((sum, q) => sum + countFiles(join(dir, 'queue', q)), 0);
-  // Master daemonizes, so it is not our child: stop it by command, then by signal, even on failure.
-  let tree: number[] = [];
-  const stopSync = (): void => {
-    const p = masterPid();
-    if (p !== null && alive(p)) tree = processTree(p);
-    try {
-      spawnSyncQuiet('/usr/sbin/postfix', ['-c', etc, 'stop']);
-    } catch {
-      // fall through to signals
-    }
-    for (const q of tree) killQuietly(q, 'SIGKILL');
-  };
-  const forget = onEmergency(stopSync);
-  const started = await run('/usr/sbin/postfix', ['-c', etc, 'start']);
-  const pid = masterPid();
-  const up = started.code === 0 && pid !== null && (await waitForGreeting(port, 20_000, () => alive(pid)));
-  if (!up || pid === null) {
-    stopSync();
-    forget();
-    return { ok: false, reason: `postfix -c ${etc} start failed (exit ${String(started.code)}) ${started.stderr.trim()}\n${logTail()}` };
-  }
+local_transport = discard`,
+    smtpTransports: false,
+  });
+  if (!started.ok) return started;
+  const postfix = started.postfix;
   return {
     ok: true,
     server: {
       name: 'postfix',
-      port,
-      pid,
+      port: postfix.port,
+      pid: postfix.pid,
       tree: true,
-      dir,
-      running: () => alive(pid),
+      dir: postfix.dir,
+      running: () => alive(postfix.pid),
       settle: async () => {
         const end = Date.now() + 60_000;
-        while (Date.now() < end && queued() > 0) await sleep(100);
+        while (Date.now() < end && (await postfix.queued()) > 0) await sleep(100);
       },
       spoolCount: () => Promise.resolve(null),
-      logReport: () => {
-        const text = existsSync(maillog) ? readFileSync(maillog, 'utf8') : '';
-        const bad = text.split('\n').filter((l) => /(warning|error|fatal|panic):/.test(l));
-        const sent = (text.match(/status=sent/g) ?? []).length;
-        return [`log ${maillog}: ${sent} messages discarded by qmgr, ${bad.length} warning/fatal lines`, ...bad.slice(0, 5).map((l) => `  ${l}`)];
-      },
-      stop: async () => {
-        const procs = processTree(pid);
-        const r = await run('/usr/sbin/postfix', ['-c', etc, 'stop']);
-        if (r.code !== 0) console.log(`  postfix stop: exit ${String(r.code)} ${r.stderr.trim()}`);
-        if (!(await waitGone(() => procs, 10_000))) {
-          console.log('  postfix: processes left after stop; killing them');
-          for (const q of procs) killQuietly(q, 'SIGKILL');
-        }
-        forget();
-      },
+      logReport: () => postfix.logReport((log) => `${statusCount(log, 'sent')} messages discarded by qmgr`),
+      stop: () => postfix.stop(),
     },
   };
-}
-
-/** Runs a command synchronously (the emergency path runs inside the process 'exit' handler). */
-function spawnSyncQuiet(cmd: string, args: string[]): void {
-  spawnSync(cmd, args, { stdio: 'ignore', timeout: 10_000 });
 }
 
 const HARAKA_QUEUE_PLUGIN = `// Generated by bench/smtp.bench.ts: write the message to a file, fsync it, then accept.
@@ -1074,38 +786,6 @@ async function measureAll(running: readonly Running[], scenarios: readonly Scena
       for (const e of cell.errors) console.log(`    ERROR ${r.server.name}: ${e}`);
     }
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The disk: every number above is bounded by fsync, and this machine's disk is shared.
-
-async function fsyncProbe(dir: string, writers: number, ms: number): Promise<number> {
-  mkdirSync(dir, { recursive: true });
-  const data = Buffer.alloc(PAYLOAD_BYTES + 300, 'x');
-  let done = 0;
-  let seq = 0;
-  const end = performance.now() + ms;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: writers }, async () => {
-      while (performance.now() < end) {
-        const fh = await open(join(dir, `f${++seq}`), 'w');
-        await fh.writeFile(data);
-        await fh.datasync();
-        await fh.close();
-        done++;
-      }
-    }),
-  );
-  const rate = done / ((performance.now() - t0) / 1000);
-  rmSync(dir, { recursive: true, force: true });
-  return rate;
-}
-
-async function diskLine(work: string): Promise<string> {
-  const one = await fsyncProbe(join(work, 'fsync-probe'), 1, 1000);
-  const twenty = await fsyncProbe(join(work, 'fsync-probe'), 20, 1000);
-  return `${one.toFixed(0)} create+write 5 KB+fdatasync/s with 1 writer, ${twenty.toFixed(0)}/s with 20`;
 }
 
 // ---------------------------------------------------------------------------------------------

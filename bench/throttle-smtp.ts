@@ -23,19 +23,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RedisPeer, redisMissing } from './redis-peer.js';
 import { median, medianRange, percentile } from './stats.js';
-import {
-  POLICY,
-  SCENARIOS,
-  SMTP_SOURCE,
-  fmtRate,
-  installHandlers,
-  measureServers,
-  onEmergency,
-  run,
-  runEmergency,
-  startPortcullis,
-  table,
-} from './smtp.bench.js';
+import { installHandlers, onEmergency, run, runEmergency } from './processes.js';
+import { POLICY, SCENARIOS, SMTP_SOURCE, fmtRate, measureServers, startPortcullis, table } from './smtp.bench.js';
 import type { Cell, Peer, PortcullisVariant, ServerResult } from './smtp.bench.js';
 
 const PORTCULLIS_BIN = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));

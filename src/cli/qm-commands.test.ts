@@ -24,6 +24,7 @@ import type { EnvelopeRecipient, EnvelopeV1 } from '../queue/spool.js';
 import type { DeliveryState, Target, TargetOutcome } from '../queue/state.js';
 import { NO_TX } from '../queue/txsink.js';
 import { MemoryLogger } from '../telemetry/log.js';
+import { submission } from '../../tests/support/envelopes.js';
 
 const root = mkdtempSync(join(tmpdir(), 'portcullis-cli-qm-'));
 const servers: Server[] = [];
@@ -70,22 +71,7 @@ let seq = 0;
 async function put(spool: Spool, more: Partial<EnvelopeV1> & { readonly state?: (id: string) => DeliveryState; readonly held?: boolean } = {}): Promise<EnvelopeV1> {
   const body = Buffer.from(`${HEADER}\r\nhello\r\n`);
   const { state, held, ...fields } = more;
-  const env: EnvelopeV1 = {
-    version: 1,
-    id: `mx${(seq++).toString().padStart(6, '0')}-0123456789`,
-    receivedAt: new Date(OLD).toISOString(),
-    sender: 'alice@example.test',
-    senderParams: { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null },
-    recipients: [rcpt('friend@remote.example', 'tcp_local')],
-    sourceChannel: 'tcp_auth',
-    service: 'submit',
-    auth: 'alice@example.test',
-    client: { ip: '203.0.113.5', port: 51234, helo: 'laptop', via: null },
-    tls: null,
-    size: body.length,
-    flags: [],
-    ...fields,
-  };
+  const env = submission([rcpt('friend@remote.example', 'tcp_local')], { id: `mx${(seq++).toString().padStart(6, '0')}-0123456789`, receivedAt: new Date(OLD).toISOString(), size: body.length, ...fields });
   await spool.commitGenerated(env, body);
   if (state !== undefined) await spool.writeState(env.id, state(env.id));
   if (held === true) await spool.hold(env.id);

@@ -9,31 +9,14 @@ import type { ParsedMail } from 'mailparser';
 import { composeDsn, dsnEnvelope, MAX_RETURNED_BYTES } from './dsn.js';
 import { initialState, needsDsn } from './state.js';
 import type { Target } from './state.js';
-import type { EnvelopeRecipient, EnvelopeV1 } from './spool.js';
+import type { EnvelopeV1 } from './spool.js';
+import { rcpt, senderParams, submission } from '../../tests/support/envelopes.js';
 
 const NOW = new Date('2026-11-24T09:30:00.000Z');
 
 function envelope(more: Partial<EnvelopeV1> = {}, params: Partial<EnvelopeV1['senderParams']> = {}): EnvelopeV1 {
-  const recipients: EnvelopeRecipient[] = [
-    { address: 'friend@remote.example', orcpt: 'rfc822;Friend@Remote.example', notify: ['FAILURE'], channel: 'tcp_local', status: 'pending' },
-    { address: 'other@remote.example', orcpt: null, notify: null, channel: 'tcp_local', status: 'pending' },
-  ];
-  return {
-    version: 1,
-    id: 'mwucy2bc-6f58dee3d6',
-    receivedAt: '2026-11-24T07:12:54.120Z',
-    sender: 'alice@example.test',
-    senderParams: { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null, ...params },
-    recipients,
-    sourceChannel: 'tcp_auth',
-    service: 'submit',
-    auth: 'alice@example.test',
-    client: { ip: '203.0.113.5', port: 51234, helo: 'laptop', via: null },
-    tls: null,
-    size: 0,
-    flags: [],
-    ...more,
-  };
+  const recipients = [rcpt('friend@remote.example', { orcpt: 'rfc822;Friend@Remote.example', notify: ['FAILURE'] }), rcpt('other@remote.example')];
+  return submission(recipients, { senderParams: senderParams(params), ...more });
 }
 
 function failed(rcpt: number, address: string, more: Partial<Target> = {}): Target {

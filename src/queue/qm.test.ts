@@ -6,6 +6,7 @@ import { columns, compileFilter, countQueue, filterGiven, formatCounts, formatDu
 import type { CompiledFilter, QmFilter, QmSummary } from './qm.js';
 import type { EnvelopeRecipient, EnvelopeV1 } from './spool.js';
 import type { DeliveryState, Target } from './state.js';
+import { submission } from '../../tests/support/envelopes.js';
 
 const T0 = Date.parse('2026-12-06T12:00:00.000Z');
 
@@ -14,22 +15,8 @@ function rcpt(address: string, channel: string, deliverTo?: EnvelopeRecipient['d
 }
 
 function envelope(more: Partial<EnvelopeV1> = {}): EnvelopeV1 {
-  return {
-    version: 1,
-    id: 'mwzz0001-0123456789',
-    receivedAt: new Date(T0).toISOString(),
-    sender: 'Alice@Example.test',
-    senderParams: { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null },
-    recipients: [rcpt('friend@remote.example', 'tcp_local'), rcpt('bob@example.test', 'l', [{ address: 'bob@example.test', channel: 'ims-ms' }])],
-    sourceChannel: 'tcp_auth',
-    service: 'submit',
-    auth: 'alice@example.test',
-    client: { ip: '203.0.113.5', port: 51234, helo: 'laptop', via: null },
-    tls: null,
-    size: 1000,
-    flags: [],
-    ...more,
-  };
+  const recipients = [rcpt('friend@remote.example', 'tcp_local'), rcpt('bob@example.test', 'l', [{ address: 'bob@example.test', channel: 'ims-ms' }])];
+  return submission(recipients, { id: 'mwzz0001-0123456789', receivedAt: new Date(T0).toISOString(), sender: 'Alice@Example.test', size: 1000, ...more });
 }
 
 function target(address: string, channel: string, more: Partial<Target> = {}): Target {

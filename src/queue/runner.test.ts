@@ -15,6 +15,7 @@ import type { EnvelopeRecipient, EnvelopeV1 } from './spool.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
 import type { TxSink } from './txsink.js';
 import { MemoryLogger } from '../telemetry/log.js';
+import { rcpt, submission } from '../../tests/support/envelopes.js';
 
 const RETRY: RetryPolicy = { backoffMs: [30, 60], maxAgeMs: 3_600_000, jitter: 0.1 };
 const BODY = Buffer.from('Received: from laptop\r\nMessage-ID: <m@example.test>\r\nFrom: alice@example.test\r\nSubject: hi\r\n\r\nhello\r\n');
@@ -34,27 +35,9 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function rcpt(address: string, more: Partial<EnvelopeRecipient> = {}): EnvelopeRecipient {
-  return { address, orcpt: null, notify: null, channel: 'tcp_local', status: 'pending', ...more };
-}
-
+/** A message received now, with a fresh id. */
 function envelope(recipients: EnvelopeRecipient[], more: Partial<EnvelopeV1> = {}): EnvelopeV1 {
-  return {
-    version: 1,
-    id: newMessageId(),
-    receivedAt: new Date().toISOString(),
-    sender: 'alice@example.test',
-    senderParams: { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null },
-    recipients,
-    sourceChannel: 'tcp_auth',
-    service: 'submit',
-    auth: 'alice@example.test',
-    client: { ip: '203.0.113.5', port: 51234, helo: 'laptop', via: null },
-    tls: null,
-    size: BODY.length,
-    flags: [],
-    ...more,
-  };
+  return submission(recipients, { id: newMessageId(), receivedAt: new Date().toISOString(), size: BODY.length, ...more });
 }
 
 interface Call {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { applyOutcome, backoff, DEFAULT_RETRY, delayWarningsDue, dueTargets, finished, initialState, markWarned, needsDsn, nextDue } from './state.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
 import type { EnvelopeRecipient, EnvelopeV1 } from './spool.js';
+import { rcpt, submission } from '../../tests/support/envelopes.js';
 
 const T0 = Date.parse('2026-11-24T07:00:00.000Z');
 const MIN = 60_000;
@@ -10,27 +11,8 @@ const HOUR = 3_600_000;
 /** The largest double below 1: Math.random()'s upper bound. */
 const ALMOST_1 = 1 - Number.EPSILON / 2;
 
-function rcpt(address: string, more: Partial<EnvelopeRecipient> = {}): EnvelopeRecipient {
-  return { address, orcpt: null, notify: null, channel: 'tcp_local', status: 'pending', ...more };
-}
-
 function envelope(recipients: EnvelopeRecipient[], more: Partial<EnvelopeV1> = {}): EnvelopeV1 {
-  return {
-    version: 1,
-    id: 'mwucy2bc-6f58dee3d6',
-    receivedAt: new Date(T0).toISOString(),
-    sender: 'alice@example.test',
-    senderParams: { size: null, body: null, smtputf8: false, ret: null, envid: null, auth: null },
-    recipients,
-    sourceChannel: 'tcp_auth',
-    service: 'submit',
-    auth: 'alice@example.test',
-    client: { ip: '203.0.113.5', port: 51234, helo: 'laptop', via: null },
-    tls: null,
-    size: 100,
-    flags: [],
-    ...more,
-  };
+  return submission(recipients, { receivedAt: new Date(T0).toISOString(), size: 100, ...more });
 }
 
 const POLICY: RetryPolicy = { backoffMs: [5 * MIN, 10 * MIN, 60 * MIN], maxAgeMs: 5 * 86_400_000, jitter: 0.1 };

@@ -4,13 +4,13 @@
 // <dir>/mail/<domain>/<user>/Maildir. maildir(address) reads delivered messages back.
 // Missing Dovecot is an error, not a skip: CI installs it (.ci/run).
 
-import { spawn, spawnSync } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './smtp-sink.js';
+import { Daemon } from './daemon.js';
+import { freePort } from './free-port.js';
 
 export const DOVECOT = '/usr/sbin/dovecot';
 
@@ -65,8 +65,7 @@ function answers(port: number): Promise<boolean> {
 }
 
 export class Dovecot {
-  private child: ChildProcess | null = null;
-  private stderrText = '';
+  private daemon: Daemon | null = null;
 
   private constructor(
     readonly dir: string,
@@ -92,7 +91,7 @@ export class Dovecot {
         throw new Error(`doveconf rejected the test configuration: ${check.stderr}`);
       }
       if (await d.spawn()) return d;
-      last = d.stderrText;
+      last = d.log;
       await d.stop();
     }
     rmSync(dir, { recursive: true, force: true });
@@ -100,19 +99,8 @@ export class Dovecot {
   }
 
   private async spawn(): Promise<boolean> {
-    const child = spawn(DOVECOT, ['-F', '-c', join(this.dir, 'dovecot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child = child;
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) => (this.stderrText += d));
-    child.once('exit', () => {
-      if (this.child === child) this.child = null;
-    });
-    for (let i = 0; i < 150; i++) {
-      if (this.child === null) return false;
-      if (await answers(this.lmtpPort)) return true;
-      await new Promise((r) => setTimeout(r, 30));
-    }
-    return false;
+    this.daemon = Daemon.spawn(DOVECOT, ['-F', '-c', join(this.dir, 'dovecot.conf')]);
+    return this.daemon.waitReady(() => answers(this.lmtpPort), 150);
   }
 
   /** The LMTP UNIX socket. */
@@ -122,7 +110,7 @@ export class Dovecot {
 
   /** Dovecot's log so far. */
   get log(): string {
-    return this.stderrText;
+    return this.daemon?.stderr ?? '';
   }
 
   /** The messages in a user's INBOX (Maildir new/ and cur/), oldest first, as stored. */
@@ -139,16 +127,7 @@ export class Dovecot {
   }
 
   private async stop(): Promise<void> {
-    const c = this.child;
-    if (c === null) return;
-    if (c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise<void>((r) => c.once('exit', () => r()));
-      c.kill('SIGTERM');
-      const t = setTimeout(() => c.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(t);
-    }
-    this.child = null;
+    await this.daemon?.stop(3000);
   }
 
   /** Stops Dovecot and removes its files. */

@@ -5,12 +5,11 @@
 // that messages() reads back: X-Helo-Args, X-Mail-Args, one X-Rcpt-Args per RCPT, the message.
 // Missing smtp-sink is an error, not a skip: CI installs postfix (.ci/run).
 
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { Daemon } from './daemon.js';
 import { freePort } from './free-port.js';
 export { freePort } from './free-port.js';
 
@@ -78,8 +77,7 @@ export function parseDump(file: string): SinkMessage {
 }
 
 export class SmtpSink {
-  private child: ChildProcess | null = null;
-  private stderrText = '';
+  private daemon: Daemon | null = null;
 
   private constructor(
     readonly dir: string,
@@ -104,7 +102,7 @@ export class SmtpSink {
       const sink = new SmtpSink(dir, opts.host ?? '127.0.0.1', await freePort(), [...(opts.lmtp === true ? ['-L'] : []), ...(opts.args ?? [])]);
       try {
         if (await sink.spawn(root)) return sink;
-        lastError = sink.stderrText;
+        lastError = sink.stderr;
       } catch (e) {
         await sink.close();
         throw e;
@@ -117,20 +115,8 @@ export class SmtpSink {
 
   private async spawn(root: boolean): Promise<boolean> {
     const args = [...(root ? ['-u', 'nobody'] : []), '-d', join(this.dir, 'dump', 'msg.'), ...this.args, `${this.host}:${this.port}`, '64'];
-    const child = spawn(SMTP_SINK, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    this.child = child;
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) => (this.stderrText += d));
-    child.once('exit', () => {
-      if (this.child === child) this.child = null;
-    });
-    for (let i = 0; i < 100; i++) {
-      if (this.child === null) return false;
-      const g = await greeting(this.host, this.port);
-      if (g !== null) return true;
-      await new Promise((r) => setTimeout(r, 30));
-    }
-    return false;
+    this.daemon = Daemon.spawn(SMTP_SINK, args);
+    return this.daemon.waitReady(async () => (await greeting(this.host, this.port)) !== null, 100);
   }
 
   /** Complete transactions dumped so far, oldest first (dump names are random: by modification time). */
@@ -156,24 +142,17 @@ export class SmtpSink {
     for (;;) {
       const m = this.messages();
       if (m.length >= n) return m;
-      if (Date.now() > deadline) throw new Error(`smtp-sink has ${m.length} messages, expected ${n}; stderr: ${this.stderrText}`);
+      if (Date.now() > deadline) throw new Error(`smtp-sink has ${m.length} messages, expected ${n}; stderr: ${this.stderr}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
 
   get stderr(): string {
-    return this.stderrText;
+    return this.daemon?.stderr ?? '';
   }
 
   private async stop(): Promise<void> {
-    const c = this.child;
-    if (c === null) return;
-    if (c.exitCode === null && c.signalCode === null) {
-      const exited = new Promise<void>((r) => c.once('exit', () => r()));
-      c.kill('SIGTERM');
-      await exited;
-    }
-    this.child = null;
+    await this.daemon?.stop();
   }
 
   /** Stops smtp-sink and removes its files. */
