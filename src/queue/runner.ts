@@ -11,6 +11,7 @@
 //   4. when nothing is left to do, remove the message and its state (an attempt that finishes
 //      the message, the usual case, goes from 1 straight to 4 and writes no state).
 
+import { setMaxListeners } from 'node:events';
 import type { TxSink } from './txsink.js';
 import { composeDsn, dsnEnvelope } from './dsn.js';
 import { newMessageId, SpoolFormatError } from './spool.js';
@@ -126,6 +127,8 @@ export class QueueRunner {
   private readonly random: () => number;
 
   constructor(private readonly deps: RunnerDeps) {
+    // Every attempt in flight listens on the one shutdown signal (connect, limiter, transaction).
+    setMaxListeners(0, this.abort.signal);
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
   }
