@@ -39,6 +39,7 @@ test('destinations by channel kind: the store (ims-ms, l, an lmtp channel), SMTP
 });
 
 test('a channel with no delivery method fails its recipients for good (5.3.5), not queued for ever', async () => {
-  const out = await deliverer().deliver({ channel: 'uucp', destination: 'channel:uucp', targets: [target('uucp')] }, {} as never, () => Buffer.alloc(0));
+  const none = { streamed: false, buffer: () => Promise.reject(new Error('not read')), streams: () => Promise.reject(new Error('not read')) };
+  const out = await deliverer().deliver({ channel: 'uucp', destination: 'channel:uucp', targets: [target('uucp')] }, {} as never, none);
   assert.deepEqual(out.map((o) => [o.kind, o.dsnStatus]), [['permanent', '5.3.5']]);
 });

@@ -8,7 +8,7 @@ import type { DeliveryOptions } from '../config/types.js';
 import { deliverToMaildir, maildirOf } from '../delivery/maildir.js';
 import type { DeliveryAttempt, Destination, OutboundMessage, RecipientOutcome, Transport } from '../delivery/index.js';
 import type { Deliverer, DeliveryGroup } from './runner.js';
-import type { EnvelopeV1 } from './spool.js';
+import type { EnvelopeV1, MessageSource } from './spool.js';
 import type { Target, TargetOutcome } from './state.js';
 
 export interface ChannelDelivererDeps {
@@ -54,7 +54,7 @@ export function targetOutcome(o: RecipientOutcome, a: Pick<DeliveryAttempt, 'lmt
   return { kind: o.kind, diagnostic: `${o.origin === 'remote' ? 'smtp' : 'x-local'};${text}`, remote: o.remote, dsnStatus: status, via: { lmtp: a.lmtp, tls: a.tls } };
 }
 
-function outbound(env: EnvelopeV1, targets: readonly Target[], message: () => Buffer): OutboundMessage {
+function outbound(env: EnvelopeV1, targets: readonly Target[], open: () => NodeJS.ReadableStream | Buffer): OutboundMessage {
   const body = env.senderParams.body?.toUpperCase();
   return {
     id: env.id,
@@ -68,8 +68,15 @@ function outbound(env: EnvelopeV1, targets: readonly Target[], message: () => Bu
     ret: env.senderParams.ret === 'FULL' || env.senderParams.ret === 'HDRS' ? env.senderParams.ret : null,
     body8bit: body === '8BITMIME' || body === 'BINARYMIME',
     smtputf8: env.senderParams.smtputf8,
-    open: message,
+    open,
   };
+}
+
+/** What a transport reads the message from: the buffer of a small message, new streams of a large one. */
+async function opener(message: MessageSource): Promise<() => NodeJS.ReadableStream | Buffer> {
+  if (message.streamed) return message.streams();
+  const b = await message.buffer();
+  return () => b;
 }
 
 export class ChannelDeliverer implements Deliverer {
@@ -94,7 +101,7 @@ export class ChannelDeliverer implements Deliverer {
     }
   }
 
-  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]> {
+  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: MessageSource, signal?: AbortSignal): Promise<TargetOutcome[]> {
     const opts = signal !== undefined ? { signal } : {};
     const kind = this.kind(group.channel);
     if (kind === 'discard') return group.targets.map(() => ({ kind: 'delivered', diagnostic: 'x-local;discarded', remote: null, dsnStatus: '2.0.0' }));
@@ -105,7 +112,7 @@ export class ChannelDeliverer implements Deliverer {
       const lmtp = this.deps.lmtp();
       const server = this.deps.options().lmtp;
       if (lmtp !== null && server !== null) {
-        const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, message), opts);
+        const r = await lmtp.deliver({ kind: 'host', host: server.host, port: server.port }, outbound(env, group.targets, await opener(message)), opts);
         // An LMTP server is the message store: a 250 after DATA is final delivery.
         return r.outcomes.map((o) => ({ ...targetOutcome(o, r), final: true }));
       }
@@ -113,17 +120,18 @@ export class ChannelDeliverer implements Deliverer {
     }
     const smart = this.deps.options().smarthost;
     const dest: Destination = smart !== null ? { kind: 'host', host: smart.host, port: smart.port } : { kind: 'mx', domain: domainOf(group.targets[0]?.address ?? '') };
-    const r = await this.deps.smtp.deliver(dest, outbound(env, group.targets, message), opts);
+    const r = await this.deps.smtp.deliver(dest, outbound(env, group.targets, await opener(message)), opts);
     return r.outcomes.map((o) => targetOutcome(o, r));
   }
 
-  private async toMaildir(t: Target, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome> {
+  private async toMaildir(t: Target, env: EnvelopeV1, message: MessageSource): Promise<TargetOutcome> {
     const dir = maildirOf(this.deps.mailboxRoot, t.address);
     if (dir === null || !this.deps.mailboxExists(t.address)) {
       return { kind: 'permanent', diagnostic: `x-local;550 5.1.1 no mailbox for ${t.address}`, remote: null, dsnStatus: '5.1.1' };
     }
+    const content = await message.buffer(); // a spool read error is the runner's (retried), not the mailbox's
     try {
-      await deliverToMaildir(dir, env.sender, t.address, message());
+      await deliverToMaildir(dir, env.sender, t.address, content);
       return { kind: 'delivered', diagnostic: 'x-local;250 2.0.0 delivered to the embedded store', remote: null, dsnStatus: '2.0.0', final: true };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { QueueRunner } from './runner.js';
 import type { Deliverer, DeliveryGroup, RouteAddress, RunnerDeps } from './runner.js';
 import { newMessageId, Spool } from './spool.js';
-import type { EnvelopeRecipient, EnvelopeV1 } from './spool.js';
+import type { EnvelopeRecipient, EnvelopeV1, MessageSource } from './spool.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
 import type { TxSink } from './txsink.js';
 import { MemoryLogger } from '../telemetry/log.js';
@@ -82,8 +82,12 @@ class ScriptedDeliverer implements Deliverer {
     this.openGate = null;
   }
 
-  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer): Promise<TargetOutcome[]> {
-    this.calls.push({ id: env.id, sender: env.sender, channel: group.channel, destination: group.destination, addresses: group.targets.map((t) => t.address), message: message() });
+  async deliver(group: DeliveryGroup, env: EnvelopeV1, message: MessageSource): Promise<TargetOutcome[]> {
+    const chunks: Buffer[] = [];
+    for await (const c of (await message.streams())() as AsyncIterable<Buffer>) chunks.push(c);
+    const content = Buffer.concat(chunks);
+    assert.ok(content.equals(await message.buffer()), 'stream and buffer agree');
+    this.calls.push({ id: env.id, sender: env.sender, channel: group.channel, destination: group.destination, addresses: group.targets.map((t) => t.address), message: content });
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
     this.activeIds.set(env.id, (this.activeIds.get(env.id) ?? 0) + 1);
@@ -390,7 +394,7 @@ test('stop(grace): an attempt still running after the grace is aborted; its reci
   const seen: (AbortSignal | undefined)[] = [];
   // A remote server that never answers: the attempt ends only when it is aborted.
   class Stuck extends ScriptedDeliverer {
-    override deliver(group: DeliveryGroup, _env: EnvelopeV1, _message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]> {
+    override deliver(group: DeliveryGroup, _env: EnvelopeV1, _message: MessageSource, signal?: AbortSignal): Promise<TargetOutcome[]> {
       seen.push(signal);
       return new Promise((resolve) => {
         signal?.addEventListener('abort', () => resolve(group.targets.map((): TargetOutcome => ({ kind: 'temporary', diagnostic: 'x-local;451 4.3.2 shutting down', remote: null, dsnStatus: '4.3.2' }))), { once: true });

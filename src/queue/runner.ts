@@ -15,7 +15,7 @@ import { setMaxListeners } from 'node:events';
 import type { TxSink } from './txsink.js';
 import { composeDsn, dsnEnvelope } from './dsn.js';
 import { newMessageId, SpoolFormatError } from './spool.js';
-import type { EnvelopeV1, Spool } from './spool.js';
+import type { EnvelopeV1, MessageSource, Spool } from './spool.js';
 import { applyOutcome, backoff, delayWarningsDue, dueTargets, finished, initialState, markWarned, needsDsn, nextDue } from './state.js';
 import type { DeliveryState, RetryPolicy, Target, TargetOutcome } from './state.js';
 import type { Logger } from '../telemetry/log.js';
@@ -33,7 +33,7 @@ export interface Deliverer {
   /** The destination key of a target: targets with the same key share a connection and a limit. */
   destinationOf(target: Target): string;
   /** `signal` aborts at shutdown: recipients not yet answered get temporary outcomes. */
-  deliver(group: DeliveryGroup, env: EnvelopeV1, message: () => Buffer, signal?: AbortSignal): Promise<TargetOutcome[]>;
+  deliver(group: DeliveryGroup, env: EnvelopeV1, message: MessageSource, signal?: AbortSignal): Promise<TargetOutcome[]>;
 }
 
 /** Routes an address (the original sender, for a DSN) to a channel and its delivery address. */
@@ -341,8 +341,10 @@ export class QueueRunner {
     /** Delivered to the mailbox with NOTIFY=SUCCESS: the sender asked to be told (RFC 3461 §4.1). */
     const succeeded: Target[] = [];
     const due = dueTargets(state, this.now());
-    let message: Buffer | null = null;
-    const body = (): Buffer => (message ??= spool.readBody(id));
+    // Opened on first use: a discarded message is never read.
+    let source: MessageSource | null = null;
+    const message = (): MessageSource => (source ??= spool.bodySource(id));
+    const body = (): Promise<Buffer> => message().buffer();
 
     if (discard) {
       for (const t of due) {
@@ -365,7 +367,7 @@ export class QueueRunner {
           try {
             let outcomes: readonly TargetOutcome[];
             try {
-              outcomes = await deliverer.deliver({ channel: first.channel, destination: dest, targets }, env, body, this.abort.signal);
+              outcomes = await deliverer.deliver({ channel: first.channel, destination: dest, targets }, env, message(), this.abort.signal);
             } catch (err) {
               // The contract says never, but a fault must not end the flight while other groups
               // are still delivering, nor lose what they delivered: a temporary failure of this
@@ -393,7 +395,7 @@ export class QueueRunner {
     const bounces = this.deps.bounces(env.sourceChannel);
     if (succeeded.length > 0 && bounces && env.sender !== '') {
       // Before the message can be removed; a crash before the state is saved may send it twice.
-      await this.enqueueDsn(env, succeeded, body(), 'delivered');
+      await this.enqueueDsn(env, succeeded, await body(), 'delivered');
     }
     if (flight.cancel === null && finished(state, env, bounces)) {
       // Done with nothing to send back (the usual case): the state would be removed at once, so
@@ -407,7 +409,7 @@ export class QueueRunner {
 
     const toNotify = needsDsn(state, env, bounces);
     if (toNotify.length > 0) {
-      await this.enqueueDsn(env, toNotify, body());
+      await this.enqueueDsn(env, toNotify, await body());
       for (const t of toNotify) t.status = 'notified';
       await spool.writeState(id, state);
     }
@@ -416,7 +418,7 @@ export class QueueRunner {
     if (warn.length > 0) {
       const received = Date.parse(env.receivedAt);
       const until = new Date(received + Math.min(...warn.map((t) => this.deps.retry(t.channel).maxAgeMs)));
-      await this.enqueueDsn(env, warn, body(), 'delayed', until);
+      await this.enqueueDsn(env, warn, await body(), 'delayed', until);
       for (const t of warn) markWarned(t, this.now() - received, this.deps.retry(t.channel));
       await spool.writeState(id, state);
     }

@@ -158,3 +158,28 @@ test('start-up removes delivery state whose message is gone, and keeps that of a
   writeFileSync(spool.path(`${active}.state.tmp`), '{');
   assert.deepEqual(readdirSync(Spool.open(data).dir).sort(), [`${active}.msg`, `${active}.state`, `${held}.held`, `${held}.state`].sort());
 });
+
+test('bodySource: the message after the envelope line, streamed or whole, for an active or held message; a long envelope line too', async () => {
+  const spool = Spool.open(mkdtempSync(join(tmpdir(), 'spool-')));
+  const read = async (s: NodeJS.ReadableStream): Promise<Buffer> => {
+    const chunks: Buffer[] = [];
+    for await (const c of s as AsyncIterable<Buffer>) chunks.push(c);
+    return Buffer.concat(chunks);
+  };
+  const body = Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), Buffer.alloc(3 << 20, 0x61), Buffer.from('\r\n')]);
+  // 300 recipients: an envelope line longer than one 16 KiB read.
+  const id = newMessageId();
+  await spool.commitGenerated(envelope(id, body.length, 300), body);
+  const src = spool.bodySource(id);
+  assert.equal(src.streamed, true, 'over 1 MiB: streamed');
+  const open = await src.streams();
+  assert.ok((await read(open())).equals(body));
+  assert.ok((await read(open())).equals(body), 'a new stream for each transmission');
+  assert.ok((await src.buffer()).equals(body));
+  const small = newMessageId();
+  await spool.commitGenerated(envelope(small, 9, 300), Buffer.from('Subject: d\r\n\r\nx\r\n'));
+  assert.equal(spool.bodySource(small).streamed, false);
+  assert.equal((await spool.bodySource(small).buffer()).toString(), 'Subject: d\r\n\r\nx\r\n');
+  await spool.hold(id);
+  assert.ok((await spool.bodySource(id).buffer()).equals(body), 'held');
+});
