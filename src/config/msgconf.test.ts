@@ -47,6 +47,7 @@ test('defaults: an empty msg.conf gives the documented defaults', () => {
     dataTimeoutMs: 180_000,
     maxErrors: 20,
     maxAuthFailures: 3,
+    spoolMinFree: 104_857_600,
   });
   assert.deepEqual(o.proxyHosts, []);
   assert.deepEqual(o.xclientHosts, []);
