@@ -54,7 +54,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
     smtp,
     lmtp: () => {
       if (deps.snapshot().options.delivery.lmtp === null) return null;
-      lmtp ??= createLmtpTransport({ hostname: initial.hostname, resolver, log: deps.log });
+      lmtp ??= createLmtpTransport({ hostname: initial.hostname, resolver, perDestination: initial.delivery.perDestination, log: deps.log });
       return lmtp;
     },
     mailboxRoot: join(initial.dataDir, 'mailboxes'),

@@ -31,6 +31,9 @@ export interface QmQueue {
   delete(id: string): Promise<boolean>;
   hold(id: string): Promise<boolean>;
   release(id: string): Promise<boolean>;
+  /** Takes messages out of the delivery schedule before a delete or hold of many; `schedule` puts one back. */
+  unschedule(ids: readonly string[]): void;
+  schedule(id: string): void;
   /** Said in replies: "runner" or "spool" (no runner: acted on directly). */
   readonly via: 'runner' | 'spool';
 }
@@ -44,6 +47,8 @@ export function runnerQueue(spool: Spool, runner: QueueRunner): QmQueue {
     delete: (id) => runner.delete(id),
     hold: (id) => runner.hold(id),
     release: (id) => runner.release(id),
+    unschedule: (ids) => runner.unschedule(ids),
+    schedule: (id) => runner.schedule(id, Date.now()),
   };
 }
 
@@ -56,6 +61,8 @@ export function spoolQueue(spool: Spool): QmQueue {
     delete: (id) => spool.remove(id),
     hold: (id) => spool.hold(id),
     release: (id) => spool.release(id),
+    unschedule: () => undefined,
+    schedule: () => undefined,
   };
 }
 
@@ -203,7 +210,21 @@ async function act(q: QmQueue, action: QmAction, targets: readonly string[], all
     else if (q.spool.isHeld(id) === (action === 'hold')) unchanged.push(id);
     else notFound.push(id);
   };
-  for (let i = 0; i < targets.length; i += PARALLEL) await Promise.all(targets.slice(i, i + PARALLEL).map(one));
+  // Every selected message leaves the schedule first: while a batch waits for an attempt in flight,
+  // the runner must not start sending the ones after it (the spam being deleted).
+  const stopping = action === 'delete' || action === 'hold' ? targets.filter((id) => byId.has(id)) : [];
+  q.unschedule(stopping);
+  try {
+    for (let i = 0; i < targets.length; i += PARALLEL) await Promise.all(targets.slice(i, i + PARALLEL).map(one));
+  } finally {
+    // Any that was not deleted or held after all (an error) goes back to the schedule.
+    const acted = new Set(done.map((d) => d.id));
+    const left = stopping.filter((id) => !acted.has(id));
+    if (left.length > 0) {
+      const active = new Set(q.spool.list());
+      for (const id of left) if (active.has(id)) q.schedule(id);
+    }
+  }
   const order = new Map(targets.map((id, i) => [id, i]));
   const byOrder = (a: string, b: string): number => (order.get(a) ?? 0) - (order.get(b) ?? 0);
   done.sort((a, b) => byOrder(a.id, b.id));

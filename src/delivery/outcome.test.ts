@@ -22,6 +22,11 @@ describe('transaction outcomes', () => {
     assert.deepEqual(kinds({ rcpt: [OK, reply('550 no'), OK], data: reply('554 5.7.1 spam') }), ['data:permanent:554', 'rcpt:permanent:550', 'data:permanent:554']);
   });
 
+  test('RFC 5321 §4.5.3.1.10: 552 to RCPT (an old server\'s "too many recipients") is retried, not bounced; 552 after DATA is final', () => {
+    assert.deepEqual(kinds({ rcpt: [OK, reply('552 5.5.3 too many recipients'), reply('552 too many')], data: reply('250 ok') }), ['data:delivered:250', 'rcpt:temporary:552', 'rcpt:temporary:552']);
+    assert.deepEqual(kinds({ data: reply('552 5.3.4 message too big') }), ['data:permanent:552', 'data:permanent:552', 'data:permanent:552']);
+  });
+
   test('a refused MAIL FROM decides for everyone', () => {
     assert.deepEqual(kinds({ mail: reply('451 4.3.0 later'), rcpt: [null, null, null] }), ['mail:temporary:451', 'mail:temporary:451', 'mail:temporary:451']);
     assert.deepEqual(kinds({ mail: reply('553 5.1.8 bad sender'), rcpt: [null, null, null] }), ['mail:permanent:553', 'mail:permanent:553', 'mail:permanent:553']);

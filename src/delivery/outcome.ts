@@ -64,7 +64,9 @@ export function transactionOutcomes(rcpts: readonly OutboundRecipient[], t: Tran
     if (t.mail.kind !== 'delivered') return attach(x.address, t.mail, 'mail', remote);
     const rcpt = t.rcpt[i] ?? null;
     if (rcpt === null) return attach(x.address, failure, 'rcpt', remote);
-    if (rcpt.kind !== 'delivered') return attach(x.address, rcpt, 'rcpt', remote);
+    // RFC 5321 §4.5.3.1.10: 552 to RCPT from an old server means "too many recipients": the
+    // recipient is retried in a later transaction rather than bounced.
+    if (rcpt.kind !== 'delivered') return attach(x.address, rcpt.code === 552 ? { ...rcpt, kind: 'temporary' } : rcpt, 'rcpt', remote);
     if (t.lmtpData !== null) {
       // LMTP: a refused DATA command (t.data) applies to all; otherwise each has its own reply.
       const own = t.data ?? t.lmtpData[i] ?? null;

@@ -365,7 +365,7 @@ test('$H: held at the first attempt (<id>.held), untouched until release(), then
   const h = await harness(t);
   const id = await h.add(envelope([rcpt('bob@remote.example')], { flags: ['H'] }));
   await until('held', () => h.spool.isHeld(id) && h.runner.counts().inFlight === 0);
-  assert.deepEqual(h.files(id), [`${id}.held`, `${id}.state`]);
+  assert.deepEqual(h.files(id), [`${id}.held`], 'held before anything is written: no crash can skip the hold');
   assert.deepEqual(h.spool.list(), []);
   assert.deepEqual(h.spool.listHeld(), [id]);
   assert.deepEqual(h.runner.counts(), { messages: 0, held: 1, inFlight: 0 });
@@ -430,6 +430,35 @@ test('a damaged message file is set aside as <id>.corrupt with an error, never a
   assert.equal(h.log.records.some((r) => r.event === 'queue-attempt-failed'), false, 'not a fault retried on the schedule');
 });
 
+test('a message qm holds between its commit and the commit hook is not attempted (the runner never reads .held)', async (t) => {
+  const h = await harness(t);
+  const env = envelope([rcpt('bob@remote.example')]);
+  h.spool.onCommit = null; // the hook runs late, as after a slow directory sync
+  await h.spool.commitGenerated(env, BODY);
+  assert.equal(await h.spool.hold(env.id), true);
+  h.runner.schedule(env.id, Date.now()); // the late hook
+  await sleep(100);
+  assert.equal(h.deliverer.calls.length, 0);
+  assert.deepEqual(h.files(env.id), [`${env.id}.held`]);
+});
+
+test('unschedule(): messages taken out of the schedule are not attempted (qm acting on many); schedule() puts one back', async (t) => {
+  // One attempt at a time: the later messages wait in the schedule while the first is in flight.
+  const h = await harness(t, { concurrency: 1 });
+  h.deliverer.shut();
+  const first = await h.add(envelope([rcpt('a@one.example')]));
+  await until('the first is in flight', () => h.deliverer.waiting === 1);
+  const later = [await h.add(envelope([rcpt('b@two.example')])), await h.add(envelope([rcpt('c@three.example')]))];
+  h.runner.unschedule(later);
+  h.deliverer.open();
+  await until('the first delivered', () => h.done(first));
+  await sleep(100);
+  assert.deepEqual(h.deliverer.calls.map((c) => c.id), [first]);
+  h.runner.schedule(later[1] as string, Date.now());
+  await until('put back and delivered', () => h.done(later[1] as string));
+  assert.deepEqual(h.spool.list(), [later[0]]);
+});
+
 test('$H survives a restart: a held message is not attempted by a new runner', async (t) => {
   const h = await harness(t);
   const id = await h.add(envelope([rcpt('bob@remote.example')], { flags: ['H'] }));
@@ -439,7 +468,11 @@ test('$H survives a restart: a held message is not attempted by a new runner', a
   await sleep(100);
   assert.equal(h2.deliverer.calls.length, 0);
   assert.deepEqual(h2.spool.listHeld(), [id]);
-  assert.deepEqual(h2.files(id), [`${id}.held`, `${id}.state`], 'the state of a held message is not an orphan');
+  assert.deepEqual(h2.files(id), [`${id}.held`]);
+  // Released, the state says so: a new runner (a restart) does not hold it again.
+  assert.equal(await h2.runner.release(id), true);
+  await until('delivered', () => h2.done(id));
+  assert.equal(h2.deliverer.calls.length, 1);
 });
 
 test('$B, $V, $Z: discarded without a delivery attempt, D records to bitbucket', async (t) => {
@@ -587,6 +620,26 @@ test('maxjobs: deliveries on one channel never exceed its limit; the retry polic
   await until('all delivered', () => ids.every((id) => h.gone(id)));
   assert.equal(h.deliverer.maxActive, 2);
   assert.deepEqual([...asked], ['tcp_local']);
+});
+
+test('no head-of-line blocking: a backlog for one full destination does not hold the attempt slots others need', async (t) => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'runner-'));
+  const spool = Spool.open(dataDir);
+  const slow: string[] = [];
+  for (let k = 0; k < 6; k++) {
+    const env = envelope([rcpt(`u${k}@slow.example`)]);
+    await spool.commitGenerated(env, BODY);
+    slow.push(env.id);
+  }
+  const fast = envelope([rcpt('x@fast.example')]);
+  await spool.commitGenerated(fast, BODY); // last in the queue
+  const deliverer = new ScriptedDeliverer();
+  deliverer.delayMs = 150;
+  const h = await harness(t, { concurrency: 2, perDestination: 1, deliverer }, dataDir);
+  await until('the fast destination is served', () => h.gone(fast.id));
+  assert.ok(slow.filter((id) => !h.gone(id)).length >= 4, 'while slow.example still has its backlog');
+  await until('the backlog drains, one at a time, woken by each freed slot (not the one-minute backstop)', () => slow.every((id) => h.gone(id)), 5000);
+  assert.equal(h.deliverer.maxPerDestination, 1);
 });
 
 // Each of these waits out at least one retry, and the backoff is never below one second

@@ -60,6 +60,14 @@ export interface RunnerDeps {
   readonly random?: () => number;
 }
 
+/** How long a message that found its destination full waits at most for the wake-up of a slot. */
+const BUSY_BACKSTOP_MS = 60_000;
+
+/** Waiting-list key of a channel at its maxjobs (destination keys never contain NUL). */
+function channelKey(channel: string): string {
+  return `\u0000channel:${channel}`;
+}
+
 interface Slot {
   id: string;
   due: number;
@@ -118,7 +126,12 @@ export class QueueRunner {
   private readonly inFlight = new Map<string, { cancel: 'delete' | 'hold' | null; done: Promise<void> }>();
   private readonly perDest = new Map<string, number>();
   private readonly perChannel = new Map<string, number>();
-  private readonly slotWaiters: (() => void)[] = [];
+  /**
+   * Messages that found a destination full, by destination: a slot given back there schedules the
+   * first of them. They do not hold an attempt slot meanwhile, so a backlog for one slow domain
+   * cannot starve the others (head-of-line blocking).
+   */
+  private readonly waitingFor = new Map<string, Set<string>>();
   /** Aborted when stop() runs out of patience. */
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | null = null;
@@ -194,6 +207,14 @@ export class QueueRunner {
     this.arm();
   }
 
+  /**
+   * Takes messages out of the schedule at once (qm acting on many: none of them starts an attempt
+   * while the others are handled); attempts already in flight are not touched.
+   */
+  unschedule(ids: readonly string[]): void {
+    for (const id of ids) this.due.delete(id);
+  }
+
   /** Deletes a message, waiting for an attempt in flight to end first. */
   async delete(id: string): Promise<boolean> {
     const f = this.inFlight.get(id);
@@ -219,16 +240,18 @@ export class QueueRunner {
   /** Puts a held message back; its pending targets are tried at once (an administrator's release means now). */
   async release(id: string): Promise<boolean> {
     if (!this.deps.spool.isHeld(id)) return false;
+    const now = this.now();
+    let st: DeliveryState | null = null;
     try {
-      const st = (await this.deps.spool.readState(id)) as DeliveryState | null;
-      if (st !== null) {
-        const now = this.now();
-        for (const t of st.targets) if (t.status === 'pending') t.nextAttemptAt = Math.min(t.nextAttemptAt, now);
-        await this.deps.spool.writeState(id, st);
-      }
+      st = (await this.deps.spool.readState(id)) as DeliveryState | null;
     } catch {
-      // An unreadable state is rebuilt from the envelope at the attempt (all targets due).
+      // Unreadable: rebuilt from the envelope below (all targets due).
     }
+    // Released: an access table's $H does not hold it again.
+    st ??= initialState(this.deps.spool.readEnvelope(id), now);
+    st.released = true;
+    for (const t of st.targets) if (t.status === 'pending') t.nextAttemptAt = Math.min(t.nextAttemptAt, now);
+    await this.deps.spool.writeState(id, st);
     return this.deps.spool.release(id); // the spool's onCommit schedules it
   }
 
@@ -277,16 +300,16 @@ export class QueueRunner {
   }
 
   /**
-   * Waits for a slot to the destination and on the channel (maxjobs); both are taken at once.
-   * Waiters are woken in arrival order when a slot is given back (no polling: a full smarthost
-   * must not leave slots idle between a release and the next poll).
+   * Takes a slot to the destination and on the channel (maxjobs) if both are free: null, or the
+   * key of the one that is full (what to wait for).
    */
-  private async acquire(dest: string, channel: string): Promise<void> {
+  private tryAcquire(dest: string, channel: string): string | null {
     const jobs = this.deps.maxJobs?.(channel) ?? null;
-    const free = (): boolean => (this.perDest.get(dest) ?? 0) < this.deps.perDestination && (jobs === null || (this.perChannel.get(channel) ?? 0) < jobs);
-    while (!free()) await new Promise<void>((wake) => this.slotWaiters.push(wake));
+    if ((this.perDest.get(dest) ?? 0) >= this.deps.perDestination) return dest;
+    if (jobs !== null && (this.perChannel.get(channel) ?? 0) >= jobs) return channelKey(channel);
     this.perDest.set(dest, (this.perDest.get(dest) ?? 0) + 1);
     this.perChannel.set(channel, (this.perChannel.get(channel) ?? 0) + 1);
+    return null;
   }
 
   private releaseSlot(dest: string, channel: string): void {
@@ -298,15 +321,26 @@ export class QueueRunner {
       if (n <= 0) map.delete(key);
       else map.set(key, n);
     }
-    // Every waiter checks again (each may wait for a different destination or channel); those
-    // still blocked queue up again behind the others.
-    const waiters = this.slotWaiters.splice(0);
-    for (const wake of waiters) wake();
+    // The first message waiting for this destination, and the first waiting for this channel,
+    // get the slot's turn.
+    this.wakeWaiting(dest);
+    this.wakeWaiting(channelKey(channel));
+  }
+
+  private wakeWaiting(dest: string): void {
+    const set = this.waitingFor.get(dest);
+    const next = set?.values().next();
+    if (set === undefined || next === undefined || next.done === true) return;
+    set.delete(next.value);
+    if (set.size === 0) this.waitingFor.delete(dest);
+    this.schedule(next.value, this.now());
   }
 
   /** One attempt on one message: every due target, grouped by destination. */
   private async attempt(id: string, flight: { cancel: 'delete' | 'hold' | null }): Promise<void> {
     const { spool, deliverer, tx } = this.deps;
+    // Held meanwhile (qm hold between a commit's rename and its onCommit): not ours to deliver.
+    if (spool.isHeld(id)) return;
     let env: EnvelopeV1;
     try {
       env = spool.readEnvelope(id);
@@ -330,9 +364,9 @@ export class QueueRunner {
       saved = null;
     }
     const state = saved ?? initialState(env, this.now());
-    if (saved === null && env.flags.includes('H')) {
-      // $H: set aside at once, as Messaging Server's .HELD (spec §4.2); released by qm.
-      await spool.writeState(id, state);
+    if (env.flags.includes('H') && saved?.released !== true) {
+      // $H: set aside at once, as Messaging Server's .HELD (spec §4.2), until qm release marks the
+      // state released. Held before anything is written, so no crash can skip the hold.
       await spool.hold(id);
       this.deps.log.log('info', 'queue-held', { id, reason: 'access table $H' });
       return;
@@ -340,6 +374,9 @@ export class QueueRunner {
     const discard = env.flags.some((f) => f === 'B' || f === 'V' || f === 'Z');
     /** Delivered to the mailbox with NOTIFY=SUCCESS: the sender asked to be told (RFC 3461 §4.1). */
     const succeeded: Target[] = [];
+    /** Destinations (or channels) that were full: their targets wait for a slot, untouched. */
+    const busy: string[] = [];
+    let attempted = 0;
     const due = dueTargets(state, this.now());
     // Opened on first use: a discarded message is never read.
     let source: MessageSource | null = null;
@@ -363,7 +400,12 @@ export class QueueRunner {
         [...groups.values()].map(async (targets) => {
           const first = targets[0] as Target;
           const dest = deliverer.destinationOf(first);
-          await this.acquire(dest, first.channel);
+          const full = this.tryAcquire(dest, first.channel);
+          if (full !== null) {
+            busy.push(full);
+            return;
+          }
+          attempted++;
           try {
             let outcomes: readonly TargetOutcome[];
             try {
@@ -391,11 +433,28 @@ export class QueueRunner {
       );
     }
 
+    for (const dest of busy) {
+      let set = this.waitingFor.get(dest);
+      if (set === undefined) this.waitingFor.set(dest, (set = new Set()));
+      set.add(id);
+    }
+    if (busy.length > 0 && attempted === 0) {
+      // Nothing was tried, nothing changed: no state to write. A slot given back there wakes it;
+      // a minute is the backstop should that wake-up go to a message that no longer needs it.
+      if (flight.cancel === null) this.due.set(id, this.now() + BUSY_BACKSTOP_MS);
+      return;
+    }
     if (flight.cancel === 'delete') return; // qm deletes once this attempt has ended
     const bounces = this.deps.bounces(env.sourceChannel);
     if (succeeded.length > 0 && bounces && env.sender !== '') {
       // Before the message can be removed; a crash before the state is saved may send it twice.
-      await this.enqueueDsn(env, succeeded, await body(), 'delivered');
+      // Informational: if it cannot be queued (routing, disk) the attempt still counts, else the
+      // mailbox would get the message again at every retry.
+      try {
+        await this.enqueueDsn(env, succeeded, await body(), 'delivered');
+      } catch (err) {
+        this.deps.log.log('warn', 'queue-dsn-failed', { id, action: 'delivered', error: err instanceof Error ? err.message : String(err) });
+      }
     }
     if (flight.cancel === null && finished(state, env, bounces)) {
       // Done with nothing to send back (the usual case): the state would be removed at once, so

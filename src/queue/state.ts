@@ -36,6 +36,8 @@ export interface DeliveryState {
   readonly version: 1;
   readonly id: string;
   targets: Target[];
+  /** Released by qm after a hold: an access table's $H does not hold it again. */
+  released?: boolean;
 }
 
 export interface RetryPolicy {
