@@ -140,6 +140,11 @@ function duration(ms: number): string {
 /** Connects a socket, or explains why not (local, temporary: RFC 3463 X.4.1 no answer from host). */
 function connectSocket(ep: Endpoint, opts: SessionOptions, signal?: AbortSignal): Promise<net.Socket | Result> {
   return new Promise((resolve) => {
+    // An abort that came before: its event will not fire again.
+    if (signal?.aborted === true) {
+      resolve(local('temporary', 421, '4.4.1', `connect to ${describeEndpoint(ep)}: interrupted`));
+      return;
+    }
     const target = ep.address.startsWith('/') ? { path: ep.address } : { host: ep.address, port: ep.port, ...(opts.localAddress !== undefined ? { localAddress: opts.localAddress } : {}) };
     const sock = net.connect(target);
     const done = (r: net.Socket | Result): void => {
@@ -245,6 +250,7 @@ export class SmtpSession {
         signal?.removeEventListener('abort', onAbort);
         resolve(null);
       });
+      if (signal?.aborted === true) onAbort(); // aborted while connecting: the event has fired already
     });
     if (failed === null && !session.dead) {
       session.onFailure = null;
@@ -361,6 +367,10 @@ export class SmtpSession {
       };
       if (this.dead) {
         finish(null, null, local('temporary', 421, '4.4.2', `connection to ${this.remote} is closed`));
+        return;
+      }
+      if (signal?.aborted === true) {
+        finish(null, null, local('temporary', 421, '4.4.2', `delivery to ${this.remote} interrupted`));
         return;
       }
       signal?.addEventListener('abort', onAbort, { once: true });

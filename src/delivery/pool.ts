@@ -108,6 +108,10 @@ export class Limiter {
         if (q !== undefined && i >= 0) q.splice(i, 1);
         resolve(null);
       };
+      if (signal?.aborted === true) {
+        resolve(null);
+        return;
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       queue.push(grant);
       this.waiting.set(key, queue);

@@ -346,9 +346,24 @@ export class Spool {
       await body.abort();
       throw err;
     }
-    await rename(tmp, this.path(`${envelope.id}.msg`));
-    await this.dirSync.sync();
-    this.onCommit?.(envelope.id);
+    await this.publish(envelope.id, tmp);
+  }
+
+  /**
+   * Renames a written message file into the queue and makes the rename durable. If the directory
+   * cannot be synced the file is taken back out: the caller reports a failure (451), and a message
+   * the client was told was not accepted must not be delivered later as well.
+   */
+  private async publish(id: string, tmp: string): Promise<void> {
+    const path = this.path(`${id}.msg`);
+    await rename(tmp, path);
+    try {
+      await this.dirSync.sync();
+    } catch (err) {
+      await unlink(path).catch(() => undefined);
+      throw err;
+    }
+    this.onCommit?.(id);
   }
 
   /** Commits a message the server made itself (a DSN): same durability as an accepted one. */
@@ -361,9 +376,7 @@ export class Spool {
     } finally {
       await fh.close();
     }
-    await rename(tmp, this.path(`${envelope.id}.msg`));
-    await this.dirSync.sync();
-    this.onCommit?.(envelope.id);
+    await this.publish(envelope.id, tmp);
   }
 
   /**

@@ -322,6 +322,16 @@ describe('to a scripted responder', () => {
     assert.deepEqual([a.outcomes[0]?.kind, a.outcomes[0]?.code, a.outcomes[0]?.text, a.outcomes[0]?.stage, a.remote], ['temporary', 451, 'greylisted, try later', 'mail', `mx1.grey.test[127.0.0.7]:${busy.port}`]);
   });
 
+  test('a delivery started with a signal that is already aborted (shutdown came first) ends at once, without waiting for timeouts', async () => {
+    const r = await responder({ mail: () => null });
+    const ac = new AbortController();
+    ac.abort();
+    const t0 = Date.now();
+    const a = await transport().deliver(at(r), message([rcpt('a@remote.test')]), { signal: ac.signal });
+    assert.equal(a.outcomes[0]?.kind, 'temporary');
+    assert.ok(Date.now() - t0 < 2000);
+  });
+
   test('aborting a delivery gives temporary outcomes at once', async () => {
     const r = await responder({ mail: () => null });
     const ac = new AbortController();
