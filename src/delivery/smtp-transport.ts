@@ -4,8 +4,10 @@
 // Hops are tried in order (RFC 5321 §5.1) until one takes responsibility: it delivered or refused
 // at least one recipient for good. A hop that only failed temporarily (no connection, 4xx greeting,
 // 4xx MAIL, lost connection) sends us to the next; when every hop failed, the outcome of the last
-// hop that said something is reported, else the last connection failure. A 5xx greeting or MAIL is
-// an answer: the transaction is refused permanently (RFC 5321 §4.2.1) and no other hop is tried.
+// hop that said something is reported, else the last connection failure. A 5xx to MAIL, RCPT or
+// DATA is an answer: refused permanently (RFC 5321 §4.2.1), no other hop is tried. A 5xx greeting
+// or EHLO/HELO refusal is about that host, not the message: the next hop is tried, and if none
+// takes it the message is retried later (skipRefusingHost, as Postfix's smtp_skip_5xx_greeting).
 //
 // TLS (RFC 3207, RFC 7435): by default opportunistic; the certificate is not checked, so a
 // self-signed or expired certificate still gives an encrypted session. A TLS handshake that fails
@@ -68,6 +70,17 @@ interface HopAttempt {
   readonly tls: boolean;
   /** The attempt ended for a reason no other hop can change (message unreadable, interrupted). */
   readonly final: boolean;
+}
+
+/**
+ * A host that refuses service in its greeting or to EHLO/HELO (5xx before MAIL) says nothing about
+ * the recipients: the next MX is tried, and if none takes the message it is retried later —
+ * Postfix's smtp_skip_5xx_greeting. One misconfigured or blocklisting backup MX must not bounce
+ * mail that another host would take.
+ */
+function skipRefusingHost(a: HopAttempt): HopAttempt {
+  if (a.outcomes.length === 0 || !a.outcomes.every((o) => o.stage === 'connect' && o.kind === 'permanent')) return a;
+  return { ...a, outcomes: a.outcomes.map((o) => ({ ...o, kind: 'temporary' as const })) };
 }
 
 function destinationKey(d: Destination): string {
@@ -150,7 +163,7 @@ export class SmtpTransport implements Transport {
       let best: HopAttempt | null = null;
       for (const hop of lookup.hops) {
         if (opts.signal?.aborted === true) break;
-        const a = await this.attemptHop({ name: hop.name, address: hop.address, port }, msg, opts.signal);
+        const a = skipRefusingHost(await this.attemptHop({ name: hop.name, address: hop.address, port }, msg, opts.signal));
         // The hop took responsibility for at least one recipient: its word stands for all.
         if (a.outcomes.some((o) => o.kind !== 'temporary')) return { outcomes: a.outcomes, remote: a.remote, tls: a.tls, lmtp };
         // Otherwise remember the most informative temporary failure: a server's reply beats a connection error.

@@ -293,7 +293,7 @@ describe('to a scripted responder', () => {
     assert.deepEqual([a.outcomes[0]?.kind, a.outcomes[0]?.enhanced], ['temporary', '4.7.4']);
   });
 
-  test('a 4xx greeting moves on to the next MX; a 5xx greeting is a permanent answer and ends the attempt', async () => {
+  test('a 4xx or 5xx greeting moves on to the next MX (Postfix smtp_skip_5xx_greeting); a 5xx greeting from the only MX is retried later, not bounced', async () => {
     // Three MX hosts on one port (the MX port is one number): 127.0.0.4 is busy, .5 refuses service, .6 accepts.
     const busy = await responder({ greeting: '421 4.3.2 too busy' }, '127.0.0.4');
     const refusing = await responder({ greeting: '554 5.7.1 no service for you' }, '127.0.0.5', busy.port);
@@ -310,9 +310,13 @@ describe('to a scripted responder', () => {
     assert.equal(a.outcomes[0]?.kind, 'delivered');
     assert.equal(a.remote, `mx3.busy.test[127.0.0.6]:${busy.port}`);
     const b = await t.deliver({ kind: 'mx', domain: 'refusing.test' }, message([rcpt('a@refusing.test')]), {});
-    assert.deepEqual([b.outcomes[0]?.kind, b.outcomes[0]?.code, b.outcomes[0]?.enhanced, b.outcomes[0]?.stage, b.outcomes[0]?.origin, b.remote], ['permanent', 554, '5.7.1', 'connect', 'remote', `mx2.busy.test[127.0.0.5]:${busy.port}`]);
-    assert.equal(good.messages.length, 1);
+    assert.equal(b.outcomes[0]?.kind, 'delivered', 'the refusing MX is skipped');
+    assert.equal(b.remote, `mx3.busy.test[127.0.0.6]:${busy.port}`);
+    assert.equal(good.messages.length, 2);
     assert.equal(refusing.connections, 1);
+    dns.set({ 'only-refusing.test': { MX: [{ exchange: 'mx2.busy.test', priority: 1 }] }, 'mx2.busy.test': { A: ['127.0.0.5'] } });
+    const c = await t.deliver({ kind: 'mx', domain: 'only-refusing.test' }, message([rcpt('a@only-refusing.test')]), {});
+    assert.deepEqual([c.outcomes[0]?.kind, c.outcomes[0]?.code, c.outcomes[0]?.enhanced, c.outcomes[0]?.stage, c.outcomes[0]?.origin, c.remote], ['temporary', 554, '5.7.1', 'connect', 'remote', `mx2.busy.test[127.0.0.5]:${busy.port}`]);
   });
 
   test('when every MX fails temporarily, a server\'s reply is reported rather than a connection error', async () => {
