@@ -382,7 +382,7 @@ export function hostPort(v: string): { host: string; port: number } | null {
 export function parseDurationText(v: string): number | null {
   const m = /^(\d+)\s*([smhSMH]?)$/.exec(v.trim());
   if (m === null) return null;
-  return Number(m[1]) * ({ '': 1, s: 1, m: 60, h: 3600 } as Record<string, number>)[(m[2] as string).toLowerCase()]!;
+  return Number(m[1]) * (UNIT_SECONDS[(m[2] as string).toLowerCase()] as number);
 }
 
 const BY_KEY: ReadonlyMap<string, OptionDef> = new Map(OPTION_SCHEMA.map((d) => [d.key, d]));
@@ -456,9 +456,8 @@ export function parseValue(def: OptionDef, text: string, configDir: string, expl
       return b === undefined ? fail(`${def.key} expects yes or no (also true/false, 1/0), not "${text}"`) : ok<'boolean'>(b);
     }
     case 'duration': {
-      const m = /^(\d+)\s*([smhSMH]?)$/.exec(text);
-      if (m === null) return fail(`${def.key} expects a duration such as 30, 30s, 5m or 1h (a bare number is seconds), not "${text}"`);
-      const seconds = Number(m[1]) * (UNIT_SECONDS[(m[2] as string).toLowerCase()] as number);
+      const seconds = parseDurationText(text);
+      if (seconds === null) return fail(`${def.key} expects a duration such as 30, 30s, 5m or 1h (a bare number is seconds), not "${text}"`);
       if (seconds < t.min || seconds > t.max) {
         return fail(`${def.key} must be from ${describeSeconds(t.min)} to ${describeSeconds(t.max)}; ${text} is out of range`);
       }

@@ -19,7 +19,7 @@ import type tls from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { fromRaw, local } from './outcome.js';
 import type { Result, TransactionRecord } from './outcome.js';
-import { NO_CAPABILITIES, parseCapabilities } from './params.js';
+import { commandLine, NO_CAPABILITIES, parseCapabilities } from './params.js';
 import type { Capabilities } from './params.js';
 
 /** Time limits in milliseconds. */
@@ -331,8 +331,7 @@ export class SmtpSession {
    */
   transaction(sender: string, rcpts: readonly WireRecipient[], mailParams: readonly string[], body: () => NodeJS.ReadableStream | Buffer, signal?: AbortSignal): Promise<TransactionRecord> {
     this.uses++;
-    const wire = (verb: string, a: string, p: readonly string[]): string => `${verb}:<${a}>${p.length > 0 ? ` ${p.join(' ')}` : ''}`;
-    this.wire = { mail: wire('MAIL FROM', sender, mailParams), rcpts: rcpts.map((r) => wire('RCPT TO', r.address, r.params)), next: 0 };
+    this.wire = { mail: commandLine('MAIL FROM', sender, mailParams), rcpts: rcpts.map((r) => commandLine('RCPT TO', r.address, r.params)), next: 0 };
     this.rcptReplies = [];
     this.lmtpReplies = [];
     this.mailAccepted = false;

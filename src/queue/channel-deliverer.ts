@@ -10,6 +10,7 @@ import type { DeliveryAttempt, Destination, OutboundMessage, RecipientOutcome, T
 import type { Deliverer, DeliveryGroup } from './runner.js';
 import type { EnvelopeV1, MessageSource } from './spool.js';
 import type { Target, TargetOutcome } from './state.js';
+import { splitAddress } from '../channels/rewrite.js';
 
 export interface ChannelDelivererDeps {
   readonly options: () => DeliveryOptions;
@@ -28,11 +29,7 @@ const STORE_CHANNELS = new Set(['ims-ms', 'l']);
 
 /** The domain of an address; a source route "@a,@b:u@c" goes to its first hop "a". */
 function domainOf(address: string): string {
-  if (address.startsWith('@')) {
-    const end = address.search(/[,:]/);
-    return address.slice(1, end === -1 ? undefined : end).toLowerCase();
-  }
-  return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+  return splitAddress(address).domain.toLowerCase();
 }
 
 /**

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { EnvelopeV1 } from './spool.js';
 import type { Target } from './state.js';
+import { rfc5322Date } from '../mail/date.js';
 
 /** Returned messages larger than this are cut to their header (RFC 3461 §4.3 permits it). */
 export const MAX_RETURNED_BYTES = 1 << 20;
@@ -30,10 +31,6 @@ export interface DsnInput {
   readonly now: Date;
 }
 
-/** RFC 5322 date. */
-function rfc5322Date(d: Date): string {
-  return d.toUTCString().replace('GMT', '+0000');
-}
 
 function headerOf(message: Buffer): Buffer {
   const end = message.indexOf('\r\n\r\n');

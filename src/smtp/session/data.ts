@@ -12,14 +12,7 @@ import type { SmtpReply } from '../../policy/verdict.js';
 import { mergeActions } from '../../policy/verdict.js';
 import type { Session, Transaction } from './session.js';
 import { logEnqueued } from './txlog.js';
-
-/** RFC 5322 §3.3 date-time, e.g. "Tue, 24 Nov 2026 05:41:48 +0000". */
-export function rfc5322Date(d: Date): string {
-  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `${days[d.getUTCDay()]}, ${d.getUTCDate()} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
-}
+import { rfc5322Date } from '../../mail/date.js';
 
 /** The "with" protocol keyword of RFC 3848 / RFC 6531 §3.7.3. */
 export function withProtocol(esmtp: boolean, tls: boolean, auth: boolean, utf8: boolean): string {
