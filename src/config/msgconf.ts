@@ -253,6 +253,7 @@ export function readOptions(file: string, text: string, ctx: ReadOptionsContext)
       maxAgeMs: ms('delivery.maxage'),
       concurrency: get('delivery.concurrency', 'integer'),
       perDestination: get('delivery.perdestination', 'integer'),
+      recipientLimit: get('delivery.recipientlimit', 'integer'),
       noBounceSources: get('delivery.nobounce_sources', 'list').map((c) => c.toLowerCase()),
     },
   };

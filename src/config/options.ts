@@ -359,6 +359,12 @@ export const OPTION_SCHEMA: readonly OptionDef[] = [
     description: 'Delivery attempts in progress at once to one destination (a recipient domain, the smarthost or the message store)',
   },
   {
+    key: 'delivery.recipientlimit',
+    type: { kind: 'integer', min: 1, max: 10_000 },
+    default: '50',
+    description: 'Recipients per outbound SMTP or LMTP transaction; a message for more recipients at one destination goes in several transactions (old servers refuse long lists)',
+  },
+  {
     key: 'delivery.nobounce_sources',
     type: { kind: 'list' },
     default: '',

@@ -93,6 +93,8 @@ export interface DeliveryOptions {
   readonly maxAgeMs: number;
   readonly concurrency: number;
   readonly perDestination: number;
+  /** Recipients per outbound transaction (delivery.recipientlimit). */
+  readonly recipientLimit: number;
   readonly noBounceSources: readonly string[];
 }
 

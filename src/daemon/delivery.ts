@@ -73,6 +73,7 @@ export function startDelivery(deps: DeliveryDeps): Delivery {
     bounces: (source) => !deps.snapshot().options.delivery.noBounceSources.includes(source.toLowerCase()),
     concurrency: initial.delivery.concurrency,
     perDestination: initial.delivery.perDestination,
+    recipientLimit: () => deps.snapshot().options.delivery.recipientLimit,
     route: async (address) => {
       const mappings = deps.snapshot().mappings;
       const r = await deps.router().destination(address, async (table, arg) => {

@@ -590,6 +590,14 @@ test('concurrency: attempts to one destination never exceed the per-destination 
   assert.equal(h.deliverer.maxPerDestination, 2);
 });
 
+test('recipient limit: 120 recipients at one destination go in transactions of at most 50 (default), all delivered', async (t) => {
+  const h = await harness(t);
+  const id = await h.add(envelope(Array.from({ length: 120 }, (_, k) => rcpt(`u${k}@big.example`))));
+  await until('delivered', () => h.done(id));
+  assert.deepEqual(h.deliverer.calls.map((c) => c.addresses.length).sort((a, b) => b - a), [50, 50, 20]);
+  assert.equal(new Set(h.deliverer.calls.flatMap((c) => c.addresses)).size, 120, 'each recipient once');
+});
+
 test('maxjobs: deliveries on one channel never exceed its limit; the retry policy is asked per channel', async (t) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'runner-'));
   const spool = Spool.open(dataDir);

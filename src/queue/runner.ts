@@ -56,6 +56,8 @@ export interface RunnerDeps {
   readonly concurrency: number;
   /** Attempts in flight at once to one destination. */
   readonly perDestination: number;
+  /** Targets per deliver() call (one outbound transaction); more go in further calls. Default 50, as Postfix's smtp_destination_recipient_limit. */
+  readonly recipientLimit?: () => number;
   readonly now?: () => number;
   readonly random?: () => number;
 }
@@ -396,8 +398,12 @@ export class QueueRunner {
         if (g === undefined) groups.set(key, [t]);
         else g.push(t);
       }
+      // One transaction carries at most recipientLimit recipients (RFC 5321 §4.5.3.1.8 lets a
+      // server stop at 100; old ones stop earlier).
+      const limit = Math.max(1, this.deps.recipientLimit?.() ?? 50);
+      const chunks = [...groups.values()].flatMap((g) => Array.from({ length: Math.ceil(g.length / limit) }, (_, k) => g.slice(k * limit, (k + 1) * limit)));
       await Promise.all(
-        [...groups.values()].map(async (targets) => {
+        chunks.map(async (targets) => {
           const first = targets[0] as Target;
           const dest = deliverer.destinationOf(first);
           const full = this.tryAcquire(dest, first.channel);
