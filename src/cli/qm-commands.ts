@@ -9,11 +9,10 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { CliIO, CommandSpec, OptionSpec } from './command.js';
 import { EXIT, say } from './command.js';
-import { controlRequest, NoServerError } from '../daemon/control.js';
+import { askServer } from './ask-server.js';
 import type { ControlReply } from '../daemon/control.js';
 import { qmControl, spoolQueue } from '../daemon/qm-control.js';
 import type { QmActionResult, QmRequest } from '../daemon/qm-control.js';
-import { dataDirOf } from '../daemon/setup.js';
 import { compileFilter, formatCounts, formatList, formatShow, selection, validId } from '../queue/qm.js';
 import type { QmCounts, QmDetail, QmFilter, QmSummary } from '../queue/qm.js';
 import { Spool } from '../queue/spool.js';
@@ -54,32 +53,19 @@ function filterOf(o: FilterOpts): QmFilter {
  * Sends a qm request to the server of `configDir`, or, when none runs, answers it from the spool
  * directly. Returns the reply, or the exit status after saying what went wrong.
  */
-async function ask(configDir: string, req: QmRequest, stderr: Writable, timeoutMs: number): Promise<ControlReply | number> {
-  const data = dataDirOf(configDir);
-  if ('error' in data) {
-    say(stderr, `portcullis: ${data.error}`);
-    return EXIT.usage;
-  }
-  let rep: ControlReply;
-  try {
-    rep = await controlRequest(data.dir, req, timeoutMs);
-  } catch (err) {
-    if (!(err instanceof NoServerError)) {
-      say(stderr, `portcullis: ${err instanceof Error ? err.message : String(err)}`);
-      return EXIT.failure;
-    }
-    const queue = join(data.dir, 'queue');
-    if (!existsSync(queue)) {
-      say(stderr, `portcullis: no server is running and there is no queue at ${queue} (check --config, or store.datadir in its msg.conf)`);
-      return EXIT.failure;
-    }
-    say(stderr, `portcullis: no server is running; acting on the spool in ${queue} directly`);
-    rep = await qmControl(spoolQueue(Spool.open(data.dir)), req);
-  }
-  for (const p of Array.isArray(rep.problems) ? (rep.problems as string[]) : []) say(stderr, `portcullis: warning: ${p}`);
-  if (rep.ok) return rep;
-  say(stderr, `portcullis: ${typeof rep.error === 'string' ? rep.error : 'the server refused the request'}`);
-  return rep.code === 'bad-request' ? EXIT.usage : EXIT.failure;
+function ask(configDir: string, req: QmRequest, stderr: Writable, timeoutMs: number): Promise<ControlReply | number> {
+  return askServer(configDir, req, stderr, {
+    timeoutMs,
+    offline: async (dataDir) => {
+      const queue = join(dataDir, 'queue');
+      if (!existsSync(queue)) {
+        say(stderr, `portcullis: no server is running and there is no queue at ${queue} (check --config, or store.datadir in its msg.conf)`);
+        return EXIT.failure;
+      }
+      say(stderr, `portcullis: no server is running; acting on the spool in ${queue} directly`);
+      return qmControl(spoolQueue(Spool.open(dataDir)), req);
+    },
+  });
 }
 
 function usage(io: CliIO, message: string): number {

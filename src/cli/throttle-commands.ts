@@ -5,9 +5,8 @@
 import type { Writable } from 'node:stream';
 import type { CommandSpec } from './command.js';
 import { EXIT, say } from './command.js';
-import { controlRequest } from '../daemon/control.js';
+import { askServer } from './ask-server.js';
 import type { ControlReply, ControlRequest } from '../daemon/control.js';
-import { dataDirOf } from '../daemon/setup.js';
 import type { TableView } from '../throttle/service.js';
 
 const CONFIG_OPTION = { flags: '--config <dir>', description: 'the configuration directory the server runs from', required: true } as const;
@@ -48,22 +47,8 @@ export function formatView(v: TableView, key: string | undefined): string[] {
  * after saying what went wrong: no server (1), a request the server refused as bad (2), a store
  * that could not answer (1).
  */
-async function ask(configDir: string, req: ControlRequest, stderr: Writable): Promise<ControlReply | number> {
-  const data = dataDirOf(configDir);
-  if ('error' in data) {
-    say(stderr, `portcullis: ${data.error}`);
-    return EXIT.usage;
-  }
-  let rep: ControlReply;
-  try {
-    rep = await controlRequest(data.dir, req, 10_000);
-  } catch (err) {
-    say(stderr, `portcullis: ${err instanceof Error ? err.message : String(err)}`);
-    return EXIT.failure;
-  }
-  if (rep.ok) return rep;
-  say(stderr, `portcullis: ${typeof rep.error === 'string' ? rep.error : 'the server refused the request'}`);
-  return rep.code === 'bad-request' ? EXIT.usage : EXIT.failure;
+function ask(configDir: string, req: ControlRequest, stderr: Writable): Promise<ControlReply | number> {
+  return askServer(configDir, req, stderr, { timeoutMs: 10_000 });
 }
 
 const show: CommandSpec = {

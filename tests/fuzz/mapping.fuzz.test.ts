@@ -23,6 +23,7 @@ import type { MappingProblem, MappingResult } from '../../src/mapping/index.js';
 import { compilePattern } from '../../src/mapping/pattern.js';
 import { Matcher } from '../../src/mapping/match.js';
 import { foldAscii } from '../../src/mapping/fold.js';
+import { seededRandom } from '../support/random.js';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -34,18 +35,6 @@ function fold(s: string): string {
 
 function swapCase(s: string): string {
   return s.replace(/[A-Za-z]/g, (c) => (c === c.toUpperCase() ? c.toLowerCase() : c.toUpperCase()));
-}
-
-/** A tiny deterministic PRNG (mulberry32) for `$?x?`; both sides of a comparison get the same stream. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function elapsedMs(start: bigint): number {

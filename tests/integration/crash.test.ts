@@ -33,6 +33,7 @@ import { readdirSync } from 'node:fs';
 import { after, test } from 'node:test';
 import { SmtpResponder } from '../support/smtp-responder.js';
 import { Server, SmtpClient, sleep, waitFor } from './harness.js';
+import { seededRandom } from '../support/random.js';
 
 const LOAD_CLIENTS = 8;
 /** Messages per connection before a client says QUIT and connects again (connects are a phase too). */
@@ -43,18 +44,6 @@ const CONCURRENCY = 8;
 const PER_DESTINATION = 4;
 const FROM = 'load@client.test';
 const TO = 'rcpt@remote.test';
-
-/** mulberry32: a small seeded generator, so a failing schedule can be run again. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The message a client sends for `mid`: headers and `lines` body lines of 70 letters (no line
@@ -151,7 +140,7 @@ after(async () => {
 
 test('kill -9 under load: every acknowledged message is delivered; duplicates are counted and bounded', { timeout: 90_000 }, async (t) => {
   const seed = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const random = rng(seed);
+  const random = seededRandom(seed);
   recorder = await SmtpResponder.start();
   let server = await Server.start({
     conf: {
