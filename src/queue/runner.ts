@@ -219,24 +219,24 @@ export class QueueRunner {
 
   /** Deletes a message, waiting for an attempt in flight to end first. */
   async delete(id: string): Promise<boolean> {
-    const f = this.inFlight.get(id);
-    if (f !== undefined) {
-      f.cancel = 'delete';
-      await f.done;
-    }
-    this.due.delete(id);
+    await this.settle(id, 'delete');
     return this.deps.spool.remove(id);
   }
 
   /** Holds a message (it stays in the spool, untouched, until released). */
   async hold(id: string): Promise<boolean> {
+    await this.settle(id, 'hold');
+    return this.deps.spool.hold(id);
+  }
+
+  /** Ends the message's part in delivery: an attempt in flight finishes (told why), and it leaves the schedule. */
+  private async settle(id: string, why: 'delete' | 'hold'): Promise<void> {
     const f = this.inFlight.get(id);
     if (f !== undefined) {
-      f.cancel = 'hold';
+      f.cancel = why;
       await f.done;
     }
     this.due.delete(id);
-    return this.deps.spool.hold(id);
   }
 
   /** Puts a held message back; its pending targets are tried at once (an administrator's release means now). */
